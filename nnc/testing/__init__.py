@@ -1,0 +1,1 @@
+"""Test-support code: seeded ONNX model builders (the model zoo) and helpers."""
