@@ -134,7 +134,9 @@ class GraphBuilder:
         """A square Conv (``pad`` defaults to ``kernel // 2``) with He-initialised weights."""
         pad = kernel // 2 if pad is None else pad
         fan_in = cin // group * kernel * kernel
-        w = self.const(f"{name}.weight", self.he((cout, cin // group, kernel, kernel), fan_in, gain))
+        w = self.const(
+            f"{name}.weight", self.he((cout, cin // group, kernel, kernel), fan_in, gain)
+        )
         ins = [x, w]
         if bias:
             ins.append(self.const(f"{name}.bias", self.small((cout,))))
@@ -177,9 +179,7 @@ class GraphBuilder:
         b = self.const(f"{name}.bias", self.small((fout,)))
         return self.node("Gemm", [x, w, b], name, alpha=1.0, beta=1.0, transB=1)
 
-    def linear_matmul(
-        self, x: str, name: str, fin: int, fout: int, *, gain: float = 1.0
-    ) -> str:
+    def linear_matmul(self, x: str, name: str, fin: int, fout: int, *, gain: float = 1.0) -> str:
         """``Add(MatMul(x, W), b)`` with ``W`` of shape (fin, fout): a transformer Linear."""
         w = self.const(f"{name}.weight", self.he((fin, fout), fin, gain))
         b = self.const(f"{name}.bias", self.small((fout,), 0.02))

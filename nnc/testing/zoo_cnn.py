@@ -99,7 +99,14 @@ def _basic_block(b: GraphBuilder, x: str, name: str, cin: int, cout: int, stride
     y = _conv_bn(b, y, f"{name}.conv2", f"{name}.bn2", cout, cout, 3, gamma=(0.3, 0.7))
     if stride != 1 or cin != cout:
         x = _conv_bn(
-            b, x, f"{name}.downsample.0", f"{name}.downsample.1", cin, cout, 1, stride=stride,
+            b,
+            x,
+            f"{name}.downsample.0",
+            f"{name}.downsample.1",
+            cin,
+            cout,
+            1,
+            stride=stride,
             gain=1.0,
         )
     return b.relu(b.node("Add", [y, x], f"{name}.add"), f"{name}.relu2")
@@ -152,7 +159,8 @@ def resnet18(
     out = b.gemm(x, "fc", 512, classes, gain=1.0)
     b.rename(out, "logits")
     graph = b.graph(
-        f"resnet18_{stem}", [("input", (batch, 3, image_size, image_size))],
+        f"resnet18_{stem}",
+        [("input", (batch, 3, image_size, image_size))],
         [("logits", (batch, classes))],
     )
     return make_checked_model(graph, opset)
@@ -205,8 +213,9 @@ def mobilenet_v2(
         return b.node("Clip", [x, lo, hi], name)
 
     cin = _make_divisible(32 * width_mult)
-    x = relu6(_conv_bn(b, "input", "features.0.0", "features.0.1", 3, cin, 3, stride=2),
-              "features.0.2")
+    x = relu6(
+        _conv_bn(b, "input", "features.0.0", "features.0.1", 3, cin, 3, stride=2), "features.0.2"
+    )
     idx = 1
     for t, c, n, s in _MOBILENET_V2_SETTINGS:
         cout = _make_divisible(c * width_mult)
@@ -219,24 +228,36 @@ def mobilenet_v2(
                 y = _conv_bn(b, y, f"{p}.{j}.0", f"{p}.{j}.1", cin, hidden, 1)
                 y = relu6(y, f"{p}.{j}.2")
                 j += 1
-            y = _conv_bn(b, y, f"{p}.{j}.0", f"{p}.{j}.1", hidden, hidden, 3, stride=stride,
-                         group=hidden)
+            y = _conv_bn(
+                b, y, f"{p}.{j}.0", f"{p}.{j}.1", hidden, hidden, 3, stride=stride, group=hidden
+            )
             y = relu6(y, f"{p}.{j}.2")
             use_res = stride == 1 and cin == cout
-            y = _conv_bn(b, y, f"{p}.{j + 1}", f"{p}.{j + 2}", hidden, cout, 1, gain=1.0,
-                         gamma=(0.3, 0.7) if use_res else (0.6, 1.4))
+            y = _conv_bn(
+                b,
+                y,
+                f"{p}.{j + 1}",
+                f"{p}.{j + 2}",
+                hidden,
+                cout,
+                1,
+                gain=1.0,
+                gamma=(0.3, 0.7) if use_res else (0.6, 1.4),
+            )
             x = b.node("Add", [x, y], f"features.{idx}.add") if use_res else y
             cin = cout
             idx += 1
     last = _make_divisible(1280 * max(1.0, width_mult))
-    x = relu6(_conv_bn(b, x, f"features.{idx}.0", f"features.{idx}.1", cin, last, 1),
-              f"features.{idx}.2")
+    x = relu6(
+        _conv_bn(b, x, f"features.{idx}.0", f"features.{idx}.1", cin, last, 1), f"features.{idx}.2"
+    )
     x = b.node("GlobalAveragePool", [x], "avgpool")
     x = b.node("Flatten", [x], "flatten", axis=1)
     out = b.gemm(x, "classifier.1", last, classes, gain=1.0)
     b.rename(out, "logits")
     graph = b.graph(
-        "mobilenet_v2", [("input", (batch, 3, image_size, image_size))],
+        "mobilenet_v2",
+        [("input", (batch, 3, image_size, image_size))],
         [("logits", (batch, classes))],
     )
     return make_checked_model(graph, opset)
