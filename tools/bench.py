@@ -25,8 +25,16 @@ import onnxruntime as ort
 import nnc
 from nnc.testing import model_zoo
 
-DEFAULT_MODELS = ["resnet18", "mobilenet_v2", "transformer_block", "resnet18_cifar",
-                  "light_resnet50", "light_squeezenet", "light_inception_v1", "light_vgg19"]
+DEFAULT_MODELS = [
+    "resnet18",
+    "mobilenet_v2",
+    "transformer_block",
+    "resnet18_cifar",
+    "light_resnet50",
+    "light_squeezenet",
+    "light_inception_v1",
+    "light_vgg19",
+]
 
 
 def load_model(name: str) -> onnx.ModelProto:
@@ -47,8 +55,7 @@ def ort_session(model: onnx.ModelProto, threads: int) -> ort.InferenceSession:
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(model.SerializeToString(), opts,
-                                providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
 def median_time(fn: Callable[[], object], runs: int, warmup: int) -> float:
@@ -73,25 +80,38 @@ def bench_model(name: str, runs: int, warmup: int, threads: int) -> dict:
     session = ort_session(model, threads)
     ours = compiled.run(feeds)
     theirs = session.run(None, feeds)
-    err = max(float(np.max(np.abs(a - b))) / max(float(np.max(np.abs(b))), 1e-30)
-              for a, b in zip(ours, theirs, strict=True))
+    err = max(
+        float(np.max(np.abs(a - b))) / max(float(np.max(np.abs(b))), 1e-30)
+        for a, b in zip(ours, theirs, strict=True)
+    )
     t_nnc = median_time(lambda: compiled.run(feeds), runs, warmup)
     t_ort = median_time(lambda: session.run(None, feeds), runs, warmup)
     macs = compiled.report.total_macs if hasattr(compiled.report, "total_macs") else 0
-    return {"model": name, "compile_s": compile_s, "nnc_ms": t_nnc * 1e3,
-            "ort_ms": t_ort * 1e3, "ratio": t_nnc / t_ort, "rel_err": err,
-            "nnc_gflops": 2 * macs / t_nnc / 1e9, "ort_gflops": 2 * macs / t_ort / 1e9}
+    return {
+        "model": name,
+        "compile_s": compile_s,
+        "nnc_ms": t_nnc * 1e3,
+        "ort_ms": t_ort * 1e3,
+        "ratio": t_nnc / t_ort,
+        "rel_err": err,
+        "nnc_gflops": 2 * macs / t_nnc / 1e9,
+        "ort_gflops": 2 * macs / t_ort / 1e9,
+    }
 
 
 def print_table(rows: list[dict], threads: int) -> None:
     """A Markdown table (paste into the README)."""
-    print(f"\n| model | nnc ms | ORT ms | nnc/ORT | nnc GFLOP/s | ORT GFLOP/s | compile s |"
-          f" max rel err |  ({threads} thread{'s' if threads > 1 else ''})")
+    print(
+        f"\n| model | nnc ms | ORT ms | nnc/ORT | nnc GFLOP/s | ORT GFLOP/s | compile s |"
+        f" max rel err |  ({threads} thread{'s' if threads > 1 else ''})"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['model']} | {r['nnc_ms']:.2f} | {r['ort_ms']:.2f} | {r['ratio']:.2f} | "
-              f"{r['nnc_gflops']:.1f} | {r['ort_gflops']:.1f} | {r['compile_s']:.1f} | "
-              f"{r['rel_err']:.1e} |")
+        print(
+            f"| {r['model']} | {r['nnc_ms']:.2f} | {r['ort_ms']:.2f} | {r['ratio']:.2f} | "
+            f"{r['nnc_gflops']:.1f} | {r['ort_gflops']:.1f} | {r['compile_s']:.1f} | "
+            f"{r['rel_err']:.1e} |"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,8 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in args.models:
         row = bench_model(name, args.runs, args.warmup, args.threads)
-        print(f"{name}: nnc {row['nnc_ms']:.2f} ms, ORT {row['ort_ms']:.2f} ms, "
-              f"ratio {row['ratio']:.2f}", file=sys.stderr)
+        print(
+            f"{name}: nnc {row['nnc_ms']:.2f} ms, ORT {row['ort_ms']:.2f} ms, "
+            f"ratio {row['ratio']:.2f}",
+            file=sys.stderr,
+        )
         rows.append(row)
     print_table(rows, args.threads)
     return 0

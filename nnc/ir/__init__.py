@@ -10,6 +10,15 @@ from nnc.ir.types import DYNAMIC, tensor_type
 from nnc.ir.weights import WeightAttr
 
 __all__ = [
-    "DYNAMIC", "NN", "GraphBuilder", "NNOp", "ShapeError", "TensorSpec", "WeightAttr",
-    "io_names", "main_func", "make_context", "tensor_type",
+    "DYNAMIC",
+    "NN",
+    "GraphBuilder",
+    "NNOp",
+    "ShapeError",
+    "TensorSpec",
+    "WeightAttr",
+    "io_names",
+    "main_func",
+    "make_context",
+    "tensor_type",
 ]

@@ -36,11 +36,29 @@ from nnc.ir.ops_shape import (
 from nnc.ir.weights import WeightAttr
 
 NN_OPS = [
-    ConstantOp, ConvOp, GemmOp, MatMulOp, BatchNormOp, MaxPoolOp, AvgPoolOp,
-    GlobalAvgPoolOp, GlobalMaxPoolOp, LRNOp, LayerNormOp,
-    *UNARY_OPS, *BINARY_OPS,
-    ReshapeOp, TransposeOp, ConcatOp, SliceOp, PadOp, SoftmaxOp, LogSoftmaxOp,
-    ReduceMeanOp, ReduceSumOp, ReduceMaxOp,
+    ConstantOp,
+    ConvOp,
+    GemmOp,
+    MatMulOp,
+    BatchNormOp,
+    MaxPoolOp,
+    AvgPoolOp,
+    GlobalAvgPoolOp,
+    GlobalMaxPoolOp,
+    LRNOp,
+    LayerNormOp,
+    *UNARY_OPS,
+    *BINARY_OPS,
+    ReshapeOp,
+    TransposeOp,
+    ConcatOp,
+    SliceOp,
+    PadOp,
+    SoftmaxOp,
+    LogSoftmaxOp,
+    ReduceMeanOp,
+    ReduceSumOp,
+    ReduceMaxOp,
 ]
 
 NN = Dialect("nn", NN_OPS, [WeightAttr])

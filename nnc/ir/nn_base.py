@@ -110,7 +110,7 @@ class NNOp(IRDLOperation):
         """Build the op from operand values (``None`` for an absent optional one)."""
         values = [_as_value(o) for o in operands]
         py_props = {}
-        for key, (kind, default) in self.PROPS.items():
+        for key, (_kind, default) in self.PROPS.items():
             value = props.pop(key, default)
             if value is None:
                 raise TypeError(f"{self.name}: property '{key}' is required")
@@ -134,7 +134,9 @@ class NNOp(IRDLOperation):
             return [values]
         n_req = len(self.OPERANDS)
         if len(values) < n_req or len(values) > n_req + len(self.OPTIONAL):
-            raise TypeError(f"{self.name}: expected {n_req} operands (+{len(self.OPTIONAL)} optional)")
+            raise TypeError(
+                f"{self.name}: expected {n_req} operands (+{len(self.OPTIONAL)} optional)"
+            )
         grouped: list = list(values[:n_req])
         opt = values[n_req:] + [None] * (len(self.OPTIONAL) - len(values[n_req:]))
         grouped += [[] if v is None else [v] for v in opt]

@@ -56,14 +56,20 @@ class ConvOp(NNOp):
     @staticmethod
     def infer(ins: list[TensorSpec], p: dict[str, Any]) -> list[TensorSpec]:
         x, w = ins[0], ins[1]
-        _require(x.rank == 4 and w.rank == 4, f"conv expects rank-4 x and w, got {x.shape}, {w.shape}")
+        _require(
+            x.rank == 4 and w.rank == 4, f"conv expects rank-4 x and w, got {x.shape}, {w.shape}"
+        )
         group = p["group"]
         n, c, h, wd = x.shape
         m, cg, kh, kw = w.shape
-        _require(group >= 1 and m % group == 0, f"output channels {m} not divisible by group {group}")
+        _require(
+            group >= 1 and m % group == 0, f"output channels {m} not divisible by group {group}"
+        )
         _require(c == DYNAMIC or c == cg * group, f"input channels {c} != {cg}*group {group}")
-        _require(len(p["pads"]) == 4 and len(p["strides"]) == 2 and len(p["dilations"]) == 2,
-                 "conv expects 4 pads, 2 strides, 2 dilations")
+        _require(
+            len(p["pads"]) == 4 and len(p["strides"]) == 2 and len(p["dilations"]) == 2,
+            "conv expects 4 pads, 2 strides, 2 dilations",
+        )
         t, left, b, r = p["pads"]
         try:
             oh = window_out(h, kh, p["strides"][0], t, b, p["dilations"][0])
@@ -80,8 +86,13 @@ class ConvOp(NNOp):
     "nn.gemm",
     operands=("a", "b"),
     optional=("c",),
-    props={"trans_a": ("int", 0), "trans_b": ("int", 0), "alpha": ("float", 1.0),
-           "beta": ("float", 1.0), **EPILOGUE_PROPS},
+    props={
+        "trans_a": ("int", 0),
+        "trans_b": ("int", 0),
+        "alpha": ("float", 1.0),
+        "beta": ("float", 1.0),
+        **EPILOGUE_PROPS,
+    },
 )
 class GemmOp(NNOp):
     """ONNX Gemm: ``act(alpha * op(a) @ op(b) + beta * c)``, c broadcast to (M, N)."""
@@ -89,14 +100,18 @@ class GemmOp(NNOp):
     @staticmethod
     def infer(ins: list[TensorSpec], p: dict[str, Any]) -> list[TensorSpec]:
         a, b = ins[0], ins[1]
-        _require(a.rank == 2 and b.rank == 2, f"gemm expects rank-2 operands, got {a.shape}, {b.shape}")
+        _require(
+            a.rank == 2 and b.rank == 2, f"gemm expects rank-2 operands, got {a.shape}, {b.shape}"
+        )
         m, k = a.shape[::-1] if p["trans_a"] else a.shape
         k2, n = b.shape[::-1] if p["trans_b"] else b.shape
         _require(k == k2 or DYNAMIC in (k, k2), f"gemm inner dims differ: {k} vs {k2}")
         if len(ins) > 2:
             c = ins[2].shape
-            _require(len(c) <= 2 and all(d in (1, want) for d, want in zip(c[::-1], (n, m))),
-                     f"gemm bias {c} does not broadcast to ({m}, {n})")
+            _require(
+                len(c) <= 2 and all(d in (1, want) for d, want in zip(c[::-1], (n, m))),
+                f"gemm bias {c} does not broadcast to ({m}, {n})",
+            )
         return [TensorSpec((m, n), a.dtype)]
 
 
@@ -109,7 +124,9 @@ class MatMulOp(NNOp):
         from nnc.ir.shape_rules import broadcast
 
         a, b = ins
-        _require(a.rank >= 2 and b.rank >= 2, f"matmul expects ranks >= 2, got {a.shape}, {b.shape}")
+        _require(
+            a.rank >= 2 and b.rank >= 2, f"matmul expects ranks >= 2, got {a.shape}, {b.shape}"
+        )
         _require(a.shape[-1] == b.shape[-2], f"matmul inner dims differ: {a.shape} @ {b.shape}")
         try:
             batch = broadcast(a.shape[:-2], b.shape[:-2])
@@ -131,7 +148,9 @@ class BatchNormOp(NNOp):
         x = ins[0]
         _require(x.rank >= 2, f"batch_norm expects rank >= 2, got {x.shape}")
         for s in ins[1:]:
-            _require(s.shape == (x.shape[1],), f"batch_norm parameter shape {s.shape} != ({x.shape[1]},)")
+            _require(
+                s.shape == (x.shape[1],), f"batch_norm parameter shape {s.shape} != ({x.shape[1]},)"
+            )
         return [x]
 
 
@@ -194,8 +213,12 @@ class GlobalMaxPoolOp(_GlobalPool):
 @nn_op(
     "nn.lrn",
     operands=("x",),
-    props={"size": ("int", None), "alpha": ("float", 1e-4), "beta": ("float", 0.75),
-           "bias": ("float", 1.0)},
+    props={
+        "size": ("int", None),
+        "alpha": ("float", 1e-4),
+        "beta": ("float", 0.75),
+        "bias": ("float", 1.0),
+    },
 )
 class LRNOp(NNOp):
     """Local response normalization across channels (ONNX LRN)."""
@@ -221,5 +244,7 @@ class LayerNormOp(NNOp):
         axis = p["axis"] % x.rank if -x.rank <= p["axis"] < x.rank else None
         _require(axis is not None, f"layer_norm axis {p['axis']} out of range for rank {x.rank}")
         for s in ins[1:]:
-            _require(s.shape == x.shape[axis:], f"layer_norm parameter {s.shape} != {x.shape[axis:]}")
+            _require(
+                s.shape == x.shape[axis:], f"layer_norm parameter {s.shape} != {x.shape[axis:]}"
+            )
         return [x]

@@ -30,8 +30,13 @@ class UnaryOp(NNOp):
         return float(alpha), float(beta)
 
 
-def _unary(name: str, kind: str, props: dict | None = None, alpha: str | None = None,
-           beta: str | None = None):
+def _unary(
+    name: str,
+    kind: str,
+    props: dict | None = None,
+    alpha: str | None = None,
+    beta: str | None = None,
+):
     def wrap(cls):
         cls.KIND, cls.ALPHA, cls.BETA = kind, alpha, beta
         return nn_op(name, operands=("x",), props=props)(cls)
@@ -49,8 +54,13 @@ class LeakyReluOp(UnaryOp):
     """x if x >= 0 else alpha * x."""
 
 
-@_unary("nn.clip", "clip", {"min": ("float", float("-inf")), "max": ("float", float("inf"))},
-        alpha="min", beta="max")
+@_unary(
+    "nn.clip",
+    "clip",
+    {"min": ("float", float("-inf")), "max": ("float", float("inf"))},
+    alpha="min",
+    beta="max",
+)
 class ClipOp(UnaryOp):
     """min(max(x, min), max)."""
 
@@ -65,8 +75,13 @@ class TanhOp(UnaryOp):
     """tanh(x)."""
 
 
-@_unary("nn.hard_sigmoid", "hard_sigmoid", {"alpha": ("float", 0.2), "beta": ("float", 0.5)},
-        alpha="alpha", beta="beta")
+@_unary(
+    "nn.hard_sigmoid",
+    "hard_sigmoid",
+    {"alpha": ("float", 0.2), "beta": ("float", 0.5)},
+    alpha="alpha",
+    beta="beta",
+)
 class HardSigmoidOp(UnaryOp):
     """max(0, min(1, alpha * x + beta))."""
 
@@ -190,7 +205,24 @@ class MinOp(BinaryOp):
     """Elementwise minimum."""
 
 
-UNARY_OPS = (ReluOp, LeakyReluOp, ClipOp, SigmoidOp, TanhOp, HardSigmoidOp, HardSwishOp,
-             GeluOp, GeluTanhOp, ErfOp, ExpOp, LogOp, SqrtOp, NegOp, AbsOp, ReciprocalOp,
-             EluOp, SoftplusOp)
+UNARY_OPS = (
+    ReluOp,
+    LeakyReluOp,
+    ClipOp,
+    SigmoidOp,
+    TanhOp,
+    HardSigmoidOp,
+    HardSwishOp,
+    GeluOp,
+    GeluTanhOp,
+    ErfOp,
+    ExpOp,
+    LogOp,
+    SqrtOp,
+    NegOp,
+    AbsOp,
+    ReciprocalOp,
+    EluOp,
+    SoftplusOp,
+)
 BINARY_OPS = (AddOp, SubOp, MulOp, DivOp, PowOp, MaxOp, MinOp)

@@ -29,15 +29,19 @@ class ReshapeOp(NNOp):
     @staticmethod
     def infer(ins: list[TensorSpec], p: dict[str, Any]) -> list[TensorSpec]:
         x, shape = ins[0], list(p["shape"])
-        _require(shape.count(-1) <= 1 and all(d > 0 or d == -1 for d in shape),
-                 f"bad reshape target {tuple(shape)}")
+        _require(
+            shape.count(-1) <= 1 and all(d > 0 or d == -1 for d in shape),
+            f"bad reshape target {tuple(shape)}",
+        )
         total = product(x.shape)
         if -1 in shape:
             known = product([d for d in shape if d != -1])
             if total == DYNAMIC:
                 shape[shape.index(-1)] = DYNAMIC
             else:
-                _require(known > 0 and total % known == 0, f"cannot reshape {x.shape} to {p['shape']}")
+                _require(
+                    known > 0 and total % known == 0, f"cannot reshape {x.shape} to {p['shape']}"
+                )
                 shape[shape.index(-1)] = total // known
         elif total != DYNAMIC:
             _require(product(shape) == total, f"cannot reshape {x.shape} to {p['shape']}")
@@ -65,18 +69,27 @@ class ConcatOp(NNOp):
         rank = ins[0].rank
         axis = _axis(p["axis"], rank)
         for s in ins:
-            _require(s.rank == rank and all(
-                a == b for i, (a, b) in enumerate(zip(s.shape, ins[0].shape)) if i != axis
-            ), f"concat shapes {[s.shape for s in ins]} differ off axis {axis}")
+            _require(
+                s.rank == rank
+                and all(a == b for i, (a, b) in enumerate(zip(s.shape, ins[0].shape)) if i != axis),
+                f"concat shapes {[s.shape for s in ins]} differ off axis {axis}",
+            )
         dims = [s.shape[axis] for s in ins]
         out = list(ins[0].shape)
         out[axis] = DYNAMIC if DYNAMIC in dims else sum(dims)
         return [TensorSpec(tuple(out), ins[0].dtype)]
 
 
-@nn_op("nn.slice", operands=("x",),
-       props={"starts": ("ints", None), "ends": ("ints", None), "axes": ("ints", None),
-              "steps": ("ints", None)})
+@nn_op(
+    "nn.slice",
+    operands=("x",),
+    props={
+        "starts": ("ints", None),
+        "ends": ("ints", None),
+        "axes": ("ints", None),
+        "steps": ("ints", None),
+    },
+)
 class SliceOp(NNOp):
     """ONNX Slice with constant starts/ends/axes/steps (clamped like ONNX)."""
 
@@ -95,18 +108,25 @@ class SliceOp(NNOp):
     @staticmethod
     def infer(ins: list[TensorSpec], p: dict[str, Any]) -> list[TensorSpec]:
         x = ins[0]
-        _require(len({len(p[k]) for k in ("starts", "ends", "axes", "steps")}) == 1,
-                 "slice starts/ends/axes/steps differ in length")
+        _require(
+            len({len(p[k]) for k in ("starts", "ends", "axes", "steps")}) == 1,
+            "slice starts/ends/axes/steps differ in length",
+        )
         sliced = {_axis(a, x.rank) for a in p["axes"]}
         shape = list(x.shape)
-        ranges = SliceOp.normalized(tuple(d if i in sliced else 1 for i, d in enumerate(x.shape)), p)
+        ranges = SliceOp.normalized(
+            tuple(d if i in sliced else 1 for i, d in enumerate(x.shape)), p
+        )
         for i in sliced:
             shape[i] = len(range(*ranges[i]))
         return [TensorSpec(tuple(shape), x.dtype)]
 
 
-@nn_op("nn.pad", operands=("x",),
-       props={"pads": ("ints", None), "mode": ("str", "constant"), "value": ("float", 0.0)})
+@nn_op(
+    "nn.pad",
+    operands=("x",),
+    props={"pads": ("ints", None), "mode": ("str", "constant"), "value": ("float", 0.0)},
+)
 class PadOp(NNOp):
     """Pad with ONNX ``pads`` (all begins then all ends, non-negative); constant/reflect/edge."""
 
@@ -115,8 +135,9 @@ class PadOp(NNOp):
         x, pads = ins[0], p["pads"]
         _require(len(pads) == 2 * x.rank and min(pads, default=0) >= 0, f"bad pads {pads}")
         _require(p["mode"] in ("constant", "reflect", "edge"), f"bad pad mode {p['mode']!r}")
-        shape = tuple(d if d == DYNAMIC else d + pads[i] + pads[i + x.rank]
-                      for i, d in enumerate(x.shape))
+        shape = tuple(
+            d if d == DYNAMIC else d + pads[i] + pads[i + x.rank] for i, d in enumerate(x.shape)
+        )
         return [TensorSpec(shape, x.dtype)]
 
 

@@ -27,8 +27,15 @@ def broadcast(*shapes: Sequence[int]) -> tuple[int, ...]:
     return tuple(out)
 
 
-def window_out(size: int, kernel: int, stride: int, pad_begin: int, pad_end: int,
-               dilation: int = 1, ceil_mode: bool = False) -> int:
+def window_out(
+    size: int,
+    kernel: int,
+    stride: int,
+    pad_begin: int,
+    pad_end: int,
+    dilation: int = 1,
+    ceil_mode: bool = False,
+) -> int:
     """Output length of a sliding window (conv/pool) along one spatial axis (ONNX rules).
 
     With ``ceil_mode`` a last partial window is kept only if it starts inside the input

@@ -34,7 +34,9 @@ class WeightData:
     __slots__ = ("array", "_digest")
 
     def __init__(self, array: np.ndarray):
-        arr = np.ascontiguousarray(array)
+        arr = np.asarray(array)
+        if not arr.flags.c_contiguous:  # (np.ascontiguousarray would turn 0-d into 1-d)
+            arr = np.ascontiguousarray(arr)
         if arr.flags.writeable:
             arr = arr.view()  # by reference: a read-only view, never a copy
             arr.flags.writeable = False
@@ -108,9 +110,7 @@ class WeightAttr(Data[WeightData]):
         with parser.in_angle_brackets():
             dtype = numpy_dtype(parser.parse_str_literal())
             parser.parse_punctuation(",")
-            shape = parser.parse_comma_separated_list(
-                parser.Delimiter.SQUARE, parser.parse_integer
-            )
+            shape = parser.parse_comma_separated_list(parser.Delimiter.SQUARE, parser.parse_integer)
             parser.parse_punctuation(",")
             pos = parser.pos
             payload = parser.parse_str_literal()

@@ -36,8 +36,13 @@ def _model(weight: np.ndarray):
     return g.finish([("y", y)])
 
 
-@given(hnp.arrays(np.float32, hnp.array_shapes(max_dims=3, max_side=5),
-                  elements=st.floats(-1e6, 1e6, width=32)))
+@given(
+    hnp.arrays(
+        np.float32,
+        hnp.array_shapes(max_dims=3, max_side=5),
+        elements=st.floats(-1e6, 1e6, width=32),
+    )
+)
 def test_inline_text_round_trip(weight):
     module = _model(weight)
     parsed = parse_module(module_to_text(module))
@@ -56,6 +61,7 @@ def test_sidecar_round_trip(tmp_path):
 
 def test_missing_sidecar_is_a_parse_error():
     text = module_to_text(_model(np.ones((2,), np.float32))).replace(
-        '"0x0000803F0000803F"', '"@deadbeef"')
+        '"0x0000803F0000803F"', '"@deadbeef"'
+    )
     with pytest.raises(Exception, match="side-car"):
         parse_module(text)

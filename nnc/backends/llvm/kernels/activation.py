@@ -2,7 +2,8 @@
 
 ``emit_activation(builder, module, x, kind, alpha, beta)`` returns ``f(x)`` as an f32
 ``ir.Value``. Everything is straight-line code (selects, no branches) so loops calling it
-vectorize; only ``erf``/``gelu`` call libm's ``erff``.
+vectorize: ``exp`` and ``erf`` are inline polynomials (a few ulp) rather than
+``llvm.exp.f32`` / libm calls, which LLVM would scalarize into one libm call per lane.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable
 
 from llvmlite import ir
 
-from nnc.backends.llvm.loops import F32, f32, intrinsic
+from nnc.backends.llvm.loops import F32, I32, f32, intrinsic
 
 ActFn = Callable[[ir.IRBuilder, ir.Module, ir.Value, float, float], ir.Value]
 
@@ -28,6 +29,37 @@ _TANH_TAYLOR = (
     -929569.0 / 638512875.0,
 )
 _TANH_SMALL = 0.4
+
+# exp: x = n*ln2 + r, |r| <= ln2/2 (Cody-Waite split of ln2); e^r by Taylor to r^7.
+_LN2_HI, _LN2_LO = 0.693359375, -2.12194440e-4
+_EXP_TAYLOR = tuple(1.0 / math.factorial(k) for k in range(8))
+_EXP_MAX = 88.72283935546875  # float32(ln(FLT_MAX)) rounded up: above it exp is +inf
+_EXP_MIN = -104.0  # below it exp rounds to 0 (smallest denormal is 2^-149)
+
+# erf(z)/z as a polynomial in z^2 for 0 <= z < 1 (IRLS minimax fit vs math.erf, 1.2e-9).
+_ERF_SMALL = (
+    1.1283791656995916,
+    -0.37612625616796125,
+    0.11283582591520282,
+    -0.026853697250461214,
+    0.0051880962606865874,
+    -0.0008008049844182624,
+    7.846440273419118e-05,
+)
+# erfc(z) * exp(z^2) as a polynomial in (1/z - 0.5) for 1 <= z <= 10 (fit error 1.4e-8).
+_ERFCX_TAIL = (
+    0.25539567276675074,
+    0.427185838114468,
+    -0.18552652686845242,
+    0.022849644227670825,
+    0.06452682288503915,
+    -0.08754576101344347,
+    0.06394688974850621,
+    -0.011612812022722022,
+    -0.05346508589514204,
+    0.08747364530289499,
+    -0.0482805198428941,
+)
 
 
 def _call1(b: ir.IRBuilder, m: ir.Module, fname: str, x: ir.Value) -> ir.Value:
@@ -45,14 +77,52 @@ def fmax(b: ir.IRBuilder, m: ir.Module, x: ir.Value, y: ir.Value) -> ir.Value:
     return _call2(b, m, "llvm.maxnum.f32", x, y)
 
 
+def fmax_reduce(b: ir.IRBuilder, m: ir.Module, acc: ir.Value, x: ir.Value) -> ir.Value:
+    """``maxnum(acc, x)`` for max-reductions: flagged ``nnan nsz`` so LLVM vectorizes it.
+
+    Without ``nnan`` LLVM 22 vectorizes maxnum reductions with a NaN-check fallback that
+    can drop the loop remainder (wrong results); with NaN inputs the result is unspecified.
+    """
+    fn = intrinsic(m, "llvm.maxnum.f32", F32, [F32, F32])
+    return b.call(fn, [acc, x], fastmath=("nnan", "nsz"))
+
+
 def fmin(b: ir.IRBuilder, m: ir.Module, x: ir.Value, y: ir.Value) -> ir.Value:
     """``minnum(x, y)``."""
     return _call2(b, m, "llvm.minnum.f32", x, y)
 
 
+def _horner(b: ir.IRBuilder, coeffs: tuple[float, ...], t: ir.Value) -> ir.Value:
+    """``sum(coeffs[k] * t**k)`` by Horner's rule (FMA-contractible)."""
+    acc = f32(coeffs[-1])
+    for c in reversed(coeffs[:-1]):
+        mul = b.fmul(acc, t)
+        acc = b.fadd(mul, f32(c))
+        mul.flags.append("contract")  # allow fused multiply-add
+        acc.flags.append("contract")
+    return acc
+
+
+def _pow2(b: ir.IRBuilder, n: ir.Value) -> ir.Value:
+    """``2.0**n`` for an i32 ``n`` in [-126, 127] (built from the exponent bits)."""
+    bits = b.shl(b.add(n, ir.Constant(I32, 127)), ir.Constant(I32, 23))
+    return b.bitcast(bits, F32)
+
+
 def fexp(b: ir.IRBuilder, m: ir.Module, x: ir.Value) -> ir.Value:
-    """``exp(x)`` via ``llvm.exp.f32``."""
-    return _call1(b, m, "llvm.exp.f32", x)
+    """Branch-free, vectorizable ``exp(x)`` (about 1 ulp; +inf above ``_EXP_MAX``, NaN kept).
+
+    ``n = rint(x / ln2)``, ``r = x - n ln2`` (two-constant Cody-Waite), ``e^r`` by Taylor
+    series, scaled by ``2^(n//2) * 2^(n - n//2)`` so denormal results stay graceful.
+    """
+    xc = fmin(b, m, fmax(b, m, x, f32(_EXP_MIN)), f32(_EXP_MAX))
+    n = _call1(b, m, "llvm.rint.f32", b.fmul(xc, f32(1.0 / math.log(2.0))))
+    r = b.fsub(b.fsub(xc, b.fmul(n, f32(_LN2_HI))), b.fmul(n, f32(_LN2_LO)))
+    ni = b.fptosi(n, I32)
+    half = b.ashr(ni, ir.Constant(I32, 1))
+    y = b.fmul(b.fmul(_horner(b, _EXP_TAYLOR, r), _pow2(b, half)), _pow2(b, b.sub(ni, half)))
+    y = b.select(b.fcmp_ordered(">", x, f32(_EXP_MAX)), f32(math.inf), y)
+    return b.select(b.fcmp_unordered("uno", x, x), x, y)
 
 
 def flog(b: ir.IRBuilder, m: ir.Module, x: ir.Value) -> ir.Value:
@@ -98,9 +168,22 @@ def fsigmoid(b: ir.IRBuilder, m: ir.Module, x: ir.Value) -> ir.Value:
     return b.fdiv(f32(1.0), b.fadd(f32(1.0), e))
 
 
+def _erf_parts(b: ir.IRBuilder, m: ir.Module, x: ir.Value):
+    """``(z < 1, erf(z) for z < 1, erfc(z) for z >= 1)`` with ``z = |x|``; branch-free."""
+    z = fabs(b, m, x)
+    small = b.fmul(z, _horner(b, _ERF_SMALL, b.fmul(z, z)))
+    zt = fmin(b, m, fmax(b, m, z, f32(1.0)), f32(10.0))
+    u = b.fsub(b.fdiv(f32(1.0), zt), f32(0.5))
+    tail = b.fmul(fexp(b, m, b.fneg(b.fmul(zt, zt))), _horner(b, _ERFCX_TAIL, u))
+    return b.fcmp_ordered("<", z, f32(1.0)), small, tail
+
+
 def ferf(b: ir.IRBuilder, m: ir.Module, x: ir.Value) -> ir.Value:
-    """``erf(x)`` via libm ``erff``."""
-    return _call1(b, m, "erff", x)
+    """Branch-free, vectorizable ``erf(x)`` (a few ulp); NaN propagates."""
+    is_small, small, tail = _erf_parts(b, m, x)
+    y = b.select(is_small, small, b.fsub(f32(1.0), tail))
+    y = _call2(b, m, "llvm.copysign.f32", y, x)
+    return b.select(b.fcmp_unordered("uno", x, x), x, y)
 
 
 def _relu(b, m, x, alpha, beta):
@@ -126,14 +209,19 @@ def _hard_swish(b, m, x, alpha, beta):
 
 
 def _gelu(b, m, x, alpha, beta):
-    e = ferf(b, m, b.fmul(x, f32(math.sqrt(0.5))))
-    return b.fmul(b.fmul(x, f32(0.5)), b.fadd(f32(1.0), e))
+    # 0.5 x (1 + erf(u)), u = x/sqrt2; for u <= -1 use 1 + erf(u) = erfc(|u|) (no cancellation).
+    is_small, small, tail = _erf_parts(b, m, b.fmul(x, f32(math.sqrt(0.5))))
+    pos = b.select(is_small, b.fadd(f32(1.0), small), b.fsub(f32(2.0), tail))
+    neg = b.select(is_small, b.fsub(f32(1.0), small), tail)
+    one_plus = b.select(b.fcmp_ordered(">=", x, f32(0.0)), pos, neg)
+    return b.fmul(b.fmul(x, f32(0.5)), one_plus)
 
 
 def _gelu_tanh(b, m, x, alpha, beta):
+    # 0.5 x (1 + tanh(u)) == x * sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3).
     x3 = b.fmul(b.fmul(x, x), x)
-    inner = b.fmul(b.fadd(x, b.fmul(x3, f32(0.044715))), f32(math.sqrt(2.0 / math.pi)))
-    return b.fmul(b.fmul(x, f32(0.5)), b.fadd(f32(1.0), ftanh(b, m, inner)))
+    u2 = b.fmul(b.fadd(x, b.fmul(x3, f32(0.044715))), f32(2.0 * math.sqrt(2.0 / math.pi)))
+    return b.fmul(x, fsigmoid(b, m, u2))
 
 
 def _elu(b, m, x, alpha, beta):
