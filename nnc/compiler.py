@@ -1,0 +1,283 @@
+"""Orchestration behind the public API and the ``nnc`` command line.
+
+``compile_model`` is the pipeline as one straight-line function: check the options,
+import the ONNX model, run the passes of the -O level (or the caller's spec) with the
+batch size fixed, and build native code. ``compile`` builds for the host, links a shared
+library in a private temporary directory and loads it; ``load_library`` wraps an existing
+library. Both return a ``CompiledModel``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import time
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nnc.errors import InvalidOptionError, TargetError
+from nnc.report import CompileReport, layer_infos, module_weight_bytes
+from nnc.runtime.library import NativeLibrary, TensorInfo, render_header
+
+if TYPE_CHECKING:
+    import onnx
+    from xdsl.dialects.builtin import ModuleOp
+
+    from nnc.backends.llvm.targets import Target
+
+#: Accepted ``quant`` values (``None`` means "none").
+QUANT_MODES = ("none", "int8")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+@dataclass
+class Compilation:
+    """Everything one compilation produced (``build`` is None when not built)."""
+
+    module: ModuleOp
+    build: Any
+    report: CompileReport
+    target: Target | None
+
+
+def load(model: str | os.PathLike | onnx.ModelProto) -> ModuleOp:
+    """Import an ONNX model (path or ModelProto) into an nn-dialect module."""
+    from nnc.frontends.onnx import import_onnx
+
+    return import_onnx(model)
+
+
+def check_options(opt_level: int, quant: str | None, prefix: str, batch: int) -> None:
+    """Reject bad option values before any expensive work (InvalidOptionError)."""
+    if isinstance(opt_level, bool) or opt_level not in (0, 1, 2, 3):
+        raise InvalidOptionError(f"unknown optimisation level -O{opt_level} (use 0..3)")
+    if quant not in (None, *QUANT_MODES):
+        raise InvalidOptionError(
+            f"unknown --quant mode '{quant}' (choose from {', '.join(QUANT_MODES)})"
+        )
+    if quant not in (None, "none"):
+        raise InvalidOptionError(
+            f"--quant {quant} is not supported yet; compile with --quant none (the default)"
+        )
+    if not isinstance(prefix, str) or not _IDENTIFIER.match(prefix):
+        raise InvalidOptionError(
+            f"--prefix '{prefix}' is not a C identifier (letters, digits, '_'; no leading digit)"
+        )
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise InvalidOptionError(f"--batch must be a positive integer, got {batch!r}")
+
+
+def resolve_target(target: str | None, mcpu: str | None) -> Target | None:
+    """The backend Target for ``--target``/``--mcpu`` (TargetError if unknown); None: host."""
+    if target is None and mcpu is None:
+        return None
+    from nnc.backends.llvm.targets import parse_target
+
+    return parse_target(target, mcpu)
+
+
+def compile_model(
+    model: str | os.PathLike | onnx.ModelProto,
+    *,
+    opt_level: int = 3,
+    quant: str | None = None,
+    calibration: Any = None,
+    target: str | None = None,
+    mcpu: str | None = None,
+    prefix: str = "nnc",
+    passes: str | None = None,
+    batch: int = 1,
+    build: bool = True,
+) -> Compilation:
+    """Import, optimise and (if ``build``) compile ``model``; see ``nnc.compile``."""
+    start = time.perf_counter()
+    # 1. Options first: a typo should not cost an import.
+    check_options(opt_level, quant, prefix, batch)
+    if calibration is not None and quant in (None, "none"):
+        raise InvalidOptionError("--calibration is only used with --quant int8")
+    tgt = resolve_target(target, mcpu)
+    # 2. Import; remember the weight size to report what compression saved.
+    module = load(model)
+    weight_bytes_before = module_weight_bytes(module)
+    # 3. Passes: the -O pipeline, or the caller's spec with the batch fixed first.
+    from nnc.passes.pipelines import pipeline_for_level, run_pipeline
+
+    spec = pipeline_for_level(opt_level, batch) if passes is None else _with_batch(passes, batch)
+    pass_report = run_pipeline(module, spec)
+    # 4. Native code (the backend plans memory and emits kernels for the target).
+    result = None
+    if build:
+        from nnc.backends.llvm import build as build_native
+
+        result = build_native(module, target=tgt, prefix=prefix, opt_level=opt_level)
+    report = CompileReport(
+        layers=layer_infos(module),
+        weight_bytes_before=weight_bytes_before,
+        workspace_bytes=getattr(result, "peak_bytes", None),
+        intermediate_bytes=getattr(result, "intermediate_bytes", None),
+        scratch_bytes=getattr(result, "scratch_bytes", None),
+        kernel_count=getattr(result, "kernel_count", None),
+        compile_seconds=time.perf_counter() - start,
+        pipeline=spec,
+        pass_lines=list(pass_report.lines),
+    )
+    return Compilation(module, result, report, tgt)
+
+
+def _with_batch(passes: str, batch: int) -> str:
+    """``passes`` preceded by ``specialize-shapes{batch=N}`` unless it already has one."""
+    if "specialize-shapes" in passes:
+        return passes
+    head = f"specialize-shapes{{batch={batch}}}"
+    return f"{head},{passes}" if passes.strip() else head
+
+
+def compile(
+    model: str | os.PathLike | onnx.ModelProto,
+    opt_level: int = 3,
+    quant: str | None = None,
+    calibration: Any = None,
+    target: str | None = None,
+    mcpu: str | None = None,
+    prefix: str = "nnc",
+    passes: str | None = None,
+    batch: int = 1,
+) -> CompiledModel:
+    """Compile ``model`` for this machine and load it; see ``nnc.compile``."""
+    start = time.perf_counter()
+    tgt = resolve_target(target, mcpu)
+    if tgt is not None and not tgt.is_host:
+        raise TargetError(
+            f"nnc.compile() runs the model in this process, but target '{target}' is not this "
+            f"machine; cross-compile with the command line: nnc MODEL --target {target}"
+        )
+    comp = compile_model(
+        model,
+        opt_level=opt_level,
+        quant=quant,
+        calibration=calibration,
+        target=target,
+        mcpu=mcpu,
+        prefix=prefix,
+        passes=passes,
+        batch=batch,
+    )
+    from nnc.backends.llvm import write_artifact
+
+    workdir = tempfile.mkdtemp(prefix="nnc-")
+    try:
+        so_path = os.path.join(workdir, f"lib{prefix}.so")
+        write_artifact(comp.build, so_path, "so")
+        library = NativeLibrary(so_path, prefix)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    comp.report.compile_seconds = time.perf_counter() - start
+    compiled = CompiledModel(
+        library, module=comp.module, report=comp.report, header_text=comp.build.header_text
+    )
+    # The mapped library stays valid after its file is gone; the copy is kept for save().
+    weakref.finalize(compiled, shutil.rmtree, workdir, True)
+    return compiled
+
+
+def load_library(path: str | os.PathLike, prefix: str | None = None) -> CompiledModel:
+    """A CompiledModel over a library built earlier (``nnc`` or ``CompiledModel.save``)."""
+    library = NativeLibrary(path, prefix)
+    header_path = os.path.splitext(library.path)[0] + ".h"
+    header = None
+    if os.path.isfile(header_path):
+        with open(header_path) as f:
+            header = f.read()
+    report = CompileReport(
+        workspace_bytes=library.workspace_size,
+        note=f"loaded from {os.fspath(path)}: per-layer data is only known at compile time",
+    )
+    return CompiledModel(library, module=None, report=report, header_text=header)
+
+
+class CompiledModel:
+    """A compiled model loaded in this process: ``run``, ``save``, ``report``, ``module``.
+
+    ``run`` is thread-safe: every call gets its own workspace and outputs.
+    """
+
+    def __init__(
+        self,
+        library: NativeLibrary,
+        *,
+        module: ModuleOp | None = None,
+        report: CompileReport | None = None,
+        header_text: str | None = None,
+    ):
+        self._library = library
+        self.module = module
+        """The nn IR after the passes (None for a model loaded with ``load_library``)."""
+        self.report = report if report is not None else CompileReport()
+        """Per-layer summary: op, output shape, params/weight bytes, MACs, totals."""
+        self._header_text = header_text
+
+    @property
+    def prefix(self) -> str:
+        """The C symbol prefix of the library."""
+        return self._library.prefix
+
+    @property
+    def inputs(self) -> list[TensorInfo]:
+        """Name, shape and dtype of every input, in order."""
+        return list(self._library.inputs)
+
+    @property
+    def outputs(self) -> list[TensorInfo]:
+        """Name, shape and dtype of every output, in order."""
+        return list(self._library.outputs)
+
+    @property
+    def workspace_size(self) -> int:
+        """Bytes of scratch memory one run needs."""
+        return self._library.workspace_size
+
+    def run(
+        self, inputs: Sequence[np.ndarray] | Mapping[str, np.ndarray] | np.ndarray
+    ) -> list[np.ndarray]:
+        """Run on ``inputs`` (list in model order, or dict by name); returns the outputs.
+
+        Raises InputMismatchError (before native code runs) on a wrong input count,
+        name, dtype or shape. Inputs are never cast.
+        """
+        return self._library.run(inputs)
+
+    __call__ = run
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the shared library to ``path`` and its C header next to it (``.h``).
+
+        Both files are written under temporary names and renamed into place, so a
+        failure leaves no partial file.
+        """
+        path = os.fspath(path)
+        header_path = os.path.splitext(path)[0] + ".h"
+        header = self._header_text or render_header(
+            self.prefix, self._library.inputs, self._library.outputs
+        )
+        staging = tempfile.mkdtemp(prefix=".nnc-save-", dir=os.path.dirname(os.path.abspath(path)))
+        try:
+            tmp_so, tmp_h = os.path.join(staging, "lib.so"), os.path.join(staging, "lib.h")
+            shutil.copy(self._library.path, tmp_so)  # with the permission bits
+            with open(tmp_h, "w") as f:
+                f.write(header)
+            os.replace(tmp_so, path)
+            os.replace(tmp_h, header_path)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def __repr__(self) -> str:
+        ins = ", ".join(str(t) for t in self._library.inputs)
+        outs = ", ".join(str(t) for t in self._library.outputs)
+        return f"<CompiledModel prefix={self.prefix!r} inputs=[{ins}] outputs=[{outs}]>"

@@ -1,0 +1,208 @@
+"""``nnc``: compile an ONNX model to a native library (or another artifact).
+
+    nnc MODEL.onnx [-O0|-O1|-O2|-O3] [--quant {none,int8}] [--calibration DATA.npz]
+        [--target TRIPLE] [--mcpu CPU] [--prefix NAME] [--emit KIND] [-o OUT]
+        [--report] [--passes SPEC] [--batch N]
+
+Default output, in the current directory: ``lib<stem>.so`` (``--emit so``, plus
+``lib<stem>.h`` next to it), ``lib<stem>.a`` (static, plus its ``.h``), ``lib<stem>.h``
+(header), ``<stem>.o`` / ``.s`` / ``.ll`` / ``.mlir`` for obj / asm / llvm / mlir.
+
+User errors (unreadable model, unsupported op, bad option value, unknown target, a file
+that cannot be written) print one line ``nnc: error: <message>`` on stderr and exit 1;
+malformed command lines exit 2, also with one line. Outputs are written to a staging
+directory next to the destination and renamed into place, so a failure leaves no
+partial file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from typing import NoReturn
+
+from nnc.errors import NNCError
+
+#: --emit kind -> (file extension, whether the default name gets the ``lib`` prefix).
+EMIT_KINDS: dict[str, tuple[str, bool]] = {
+    "so": (".so", True),
+    "obj": (".o", False),
+    "static": (".a", True),
+    "asm": (".s", False),
+    "llvm": (".ll", False),
+    "mlir": (".mlir", False),
+    "header": (".h", True),
+}
+#: Kinds whose C header is written next to them.
+_WITH_HEADER = ("so", "static")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``nnc: error: <message>``, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {_one_line(message)}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'")
+    return value
+
+
+def _arg_parser() -> _Parser:
+    from nnc.compiler import QUANT_MODES
+
+    p = _Parser(
+        prog="nnc",
+        description="Compile an ONNX model to a self-contained native library.",
+        epilog="default output (current directory): lib<stem>.so + lib<stem>.h; --emit static: "
+        "lib<stem>.a + lib<stem>.h; header: lib<stem>.h; obj/asm/llvm/mlir: <stem>.o/.s/.ll/.mlir",
+    )
+    p.add_argument("model", help="the ONNX model file")
+    p.add_argument(
+        "-O",
+        dest="opt_level",
+        type=int,
+        choices=(0, 1, 2, 3),
+        default=3,
+        help="optimisation level (default 3)",
+    )
+    p.add_argument(
+        "--quant",
+        choices=QUANT_MODES,
+        default="none",
+        help="quantize weights and activations (default none)",
+    )
+    p.add_argument(
+        "--calibration",
+        metavar="DATA.npz",
+        help="calibration inputs for --quant (arrays keyed by input name)",
+    )
+    p.add_argument("--target", metavar="TRIPLE", help="target triple (default: this machine)")
+    p.add_argument("--mcpu", metavar="CPU", help="target CPU, optionally with +feature items")
+    p.add_argument(
+        "--prefix",
+        default="nnc",
+        metavar="NAME",
+        help="prefix of the exported C symbols (default nnc)",
+    )
+    p.add_argument(
+        "--emit",
+        choices=tuple(EMIT_KINDS),
+        default="so",
+        help="artifact to write (default so, with its .h)",
+    )
+    p.add_argument(
+        "-o", dest="output", metavar="OUT", help="output path (default from the model name)"
+    )
+    p.add_argument("--report", action="store_true", help="print the per-layer report to stdout")
+    p.add_argument("--passes", metavar="SPEC", help="pass pipeline replacing the -O level's")
+    p.add_argument(
+        "--batch", type=_positive_int, default=1, metavar="N", help="batch size (default 1)"
+    )
+    return p
+
+
+def _one_line(message: str) -> str:
+    return " ".join(line.strip() for line in str(message).splitlines() if line.strip())
+
+
+def default_output(model: str, kind: str) -> str:
+    """The output path used without ``-o``: in the current directory, named after the model."""
+    ext, lib = EMIT_KINDS[kind]
+    stem = os.path.splitext(os.path.basename(model))[0] or "model"
+    return f"lib{stem}{ext}" if lib else f"{stem}{ext}"
+
+
+def _planned_files(out: str, kind: str) -> list[tuple[str, str]]:
+    """(artifact kind, final path) of every file this run writes."""
+    files = [(kind, out)]
+    if kind in _WITH_HEADER:
+        files.append(("header", os.path.splitext(out)[0] + ".h"))
+    return files
+
+
+def _write_outputs(comp, kind: str, out: str) -> list[str]:
+    """Write the artifact(s) via a staging directory next to ``out``; return final paths."""
+    from nnc.ir.text import save_text, sidecar_path
+
+    directory = os.path.dirname(os.path.abspath(out))
+    try:
+        staging = tempfile.mkdtemp(prefix=".nnc-", dir=directory)
+    except OSError as err:
+        raise NNCError(f"cannot write '{out}': {err.strerror or err}") from None
+    try:
+        moves = []
+        for what, final in _planned_files(out, kind):
+            tmp = os.path.join(staging, os.path.basename(final))
+            if what == "mlir":
+                save_text(comp.module, tmp)
+                if os.path.exists(sidecar_path(tmp)):
+                    moves.append((sidecar_path(tmp), sidecar_path(final)))
+            else:
+                from nnc.backends.llvm import write_artifact
+
+                write_artifact(comp.build, tmp, what)
+            moves.append((tmp, final))
+        for tmp, final in moves:
+            os.replace(tmp, final)
+        return [final for _, final in moves]
+    except OSError as err:
+        raise NNCError(f"cannot write '{out}': {err.strerror or err}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from nnc.compiler import compile_model
+
+    out = args.output or default_output(args.model, args.emit)
+    if os.path.isdir(out):
+        raise NNCError(f"-o '{out}' is a directory; give a file name")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
+        raise NNCError(f"cannot write '{out}': its directory does not exist")
+    comp = compile_model(
+        args.model,
+        opt_level=args.opt_level,
+        quant=args.quant,
+        calibration=args.calibration,
+        target=args.target,
+        mcpu=args.mcpu,
+        prefix=args.prefix,
+        passes=args.passes,
+        batch=args.batch,
+        build=args.emit != "mlir",
+    )
+    _write_outputs(comp, args.emit, out)
+    if args.report:
+        print(comp.report.table())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``nnc`` console script; returns the exit status."""
+    try:
+        args = _arg_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help (0) or a command-line error (2, already printed)
+        return exit_.code if isinstance(exit_.code, int) else 2
+    try:
+        return _run(args)
+    except NNCError as err:
+        print(f"nnc: error: {_one_line(str(err)) or type(err).__name__}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("nnc: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,238 @@
+"""The compile report: per-layer output shapes, weights and MACs, plus totals.
+
+A *layer* is every op of ``main`` except ``nn.constant`` and the return. A layer's
+``params`` are the elements of the constants it consumes (each constant is counted once,
+at its first consumer, so the per-layer column sums to the model's weights) plus any
+weight-valued properties it holds. MACs are counted for the ops that do multiply-
+accumulate work (convolution, gemm, matmul); every other op counts 0.
+
+``weight_bytes_before`` is the weight size of the imported model, before any pass, so the
+report shows what compression passes saved. ``workspace_bytes`` (the planned peak) vs
+``intermediate_bytes`` (the sum of every intermediate tensor) plus ``scratch_bytes`` (the
+sum of the kernels' scratch buffers) shows what buffer reuse saved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from xdsl.dialects.builtin import ModuleOp, StringAttr
+from xdsl.ir import Operation
+
+from nnc.ir.builder import main_func
+from nnc.ir.nn_base import NNOp
+from nnc.ir.ops_compute import ConstantOp
+from nnc.ir.types import is_static, num_elements, shape_of
+from nnc.ir.weights import WeightAttr
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One row of the report."""
+
+    index: int
+    op: str
+    name: str
+    output_shape: tuple[int, ...]
+    params: int
+    weight_bytes: int
+    macs: int
+
+
+@dataclass
+class CompileReport:
+    """What was compiled: layers, weights before/after the passes, memory, time."""
+
+    layers: list[LayerInfo] = field(default_factory=list)
+    weight_bytes_before: int | None = None
+    workspace_bytes: int | None = None
+    intermediate_bytes: int | None = None
+    scratch_bytes: int | None = None
+    kernel_count: int | None = None
+    compile_seconds: float | None = None
+    pipeline: str = ""
+    pass_lines: list[tuple[str, str]] = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def total_params(self) -> int:
+        return sum(layer.params for layer in self.layers)
+
+    @property
+    def total_weight_bytes(self) -> int:
+        return sum(layer.weight_bytes for layer in self.layers)
+
+    @property
+    def total_macs(self) -> int:
+        return sum(layer.macs for layer in self.layers)
+
+    def table(self) -> str:
+        """The report as an aligned text table followed by summary lines."""
+        if not self.layers:
+            return "\n".join(self.summary_lines())
+        header = ("#", "op", "name", "output shape", "params", "weights", "MACs")
+        rows = [header] + [
+            (
+                str(r.index),
+                r.op,
+                r.name,
+                _shape_text(r.output_shape),
+                f"{r.params:,}",
+                human_bytes(r.weight_bytes),
+                human_count(r.macs),
+            )
+            for r in self.layers
+        ]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+        right = {0, 4, 5, 6}
+        lines = [
+            "  ".join(
+                c.rjust(w) if i in right else c.ljust(w)
+                for i, (c, w) in enumerate(zip(row, widths))
+            ).rstrip()
+            for row in rows
+        ]
+        return "\n".join(lines + self.summary_lines())
+
+    def summary_lines(self) -> list[str]:
+        """The totals, memory and timing lines under the table."""
+        lines = [self.note] if self.note else []
+        if self.layers or not self.note:  # a loaded library has no per-layer data to total
+            lines.append(self._totals_line())
+        if self.workspace_bytes is not None:
+            lines.append(self._workspace_line())
+        if self.kernel_count is not None:
+            lines.append(f"kernels: {self.kernel_count}")
+        if self.pipeline:
+            lines.append(f"pipeline: {self.pipeline}")
+        lines += [f"  {name}: {message}" for name, message in self.pass_lines]
+        if self.compile_seconds is not None:
+            lines.append(f"compile time: {self.compile_seconds:.2f} s")
+        return lines
+
+    def _totals_line(self) -> str:
+        weights = f"{human_bytes(self.total_weight_bytes)} weights"
+        if self.weight_bytes_before:
+            ratio = self.weight_bytes_before / max(self.total_weight_bytes, 1)
+            weights += f" (imported: {human_bytes(self.weight_bytes_before)}, {ratio:.2f}x smaller)"
+        return (
+            f"total: {len(self.layers)} layers, {self.total_params:,} params, {weights}, "
+            f"{human_count(self.total_macs)} MACs"
+        )
+
+    def _workspace_line(self) -> str:
+        text = f"workspace: {human_bytes(self.workspace_bytes or 0)} peak"
+        if self.intermediate_bytes is None:
+            return text
+        scratch = self.scratch_bytes or 0
+        unshared = self.intermediate_bytes + scratch
+        text += f" vs {human_bytes(self.intermediate_bytes)} sum of intermediates"
+        if scratch:
+            text += f" + {human_bytes(scratch)} kernel scratch"
+        if unshared:
+            text += f" ({1 - (self.workspace_bytes or 0) / unshared:.0%} saved by reuse)"
+        return text
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+def module_weight_bytes(module: ModuleOp) -> int:
+    """Bytes of every weight (constants and weight-valued properties) in ``main``."""
+    total = 0
+    for op in main_func(module).body.walk():
+        total += sum(w.array.nbytes for w in _weights_of(op))
+    return total
+
+
+def layer_infos(module: ModuleOp) -> list[LayerInfo]:
+    """One ``LayerInfo`` per non-constant op of ``main``, in program order."""
+    seen: set[int] = set()
+    rows = []
+    for op in main_func(module).body.blocks[0].ops:
+        if isinstance(op, ConstantOp) or not op.results:
+            continue
+        params, nbytes = 0, 0
+        for weight in _own_weights(op):
+            params, nbytes = params + weight.array.size, nbytes + weight.array.nbytes
+        for operand in op.operands:
+            producer = operand.owner
+            if isinstance(producer, ConstantOp) and id(producer) not in seen:
+                seen.add(id(producer))
+                array = producer.prop("value").array
+                params, nbytes = params + array.size, nbytes + array.nbytes
+        shape = tuple(shape_of(op.results[0]))
+        rows.append(
+            LayerInfo(len(rows), op.name, _layer_name(op), shape, params, nbytes, count_macs(op))
+        )
+    return rows
+
+
+def count_macs(op: Operation) -> int:
+    """Multiply-accumulates of one op (0 for ops without MAC work or with dynamic shapes)."""
+    rule = _MAC_RULES.get(op.name)
+    if rule is None or not all(is_static(tuple(shape_of(v))) for v in (*op.operands, *op.results)):
+        return 0
+    return int(rule(op))
+
+
+def _conv_macs(op: Operation) -> int:
+    _, cg, kh, kw = shape_of(op.operands[1])
+    return num_elements(tuple(shape_of(op.results[0]))) * cg * kh * kw
+
+
+def _gemm_macs(op: Operation) -> int:
+    a = shape_of(op.operands[0])
+    k = a[0] if op.prop("trans_a") else a[1]
+    return num_elements(tuple(shape_of(op.results[0]))) * k
+
+
+def _matmul_macs(op: Operation) -> int:
+    return num_elements(tuple(shape_of(op.results[0]))) * shape_of(op.operands[0])[-1]
+
+
+_MAC_RULES: dict[str, Callable[[Operation], int]] = {
+    "nn.conv": _conv_macs,
+    "nn.gemm": _gemm_macs,
+    "nn.matmul": _matmul_macs,
+}
+
+
+def _weights_of(op: Operation) -> list[WeightAttr]:
+    return [a for a in op.properties.values() if isinstance(a, WeightAttr)]
+
+
+def _own_weights(op: Operation) -> list[WeightAttr]:
+    return _weights_of(op) if isinstance(op, NNOp) else []
+
+
+def _layer_name(op: Operation) -> str:
+    """The ONNX node name when the importer recorded one, else empty."""
+    for key in ("nn.name", "onnx.name"):
+        attr = op.attributes.get(key)
+        if isinstance(attr, StringAttr):
+            return attr.data
+    return ""
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "x".join(str(d) if d >= 0 else "?" for d in shape) or "scalar"
+
+
+def human_bytes(n: int) -> str:
+    """``1536`` -> ``1.5 KiB``."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def human_count(n: int) -> str:
+    """``1234567`` -> ``1.23 M``."""
+    for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if n >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return str(n)
