@@ -136,9 +136,12 @@ def _write_outputs(comp, kind: str, out: str) -> list[str]:
     from nnc.ir.text import save_text, sidecar_path
 
     directory = os.path.dirname(os.path.abspath(out))
+    created = _missing_ancestor(directory)
     try:
+        os.makedirs(directory, exist_ok=True)
         staging = tempfile.mkdtemp(prefix=".nnc-", dir=directory)
     except OSError as err:
+        _remove_created(created)
         raise NNCError(f"cannot write '{out}': {err.strerror or err}") from None
     try:
         moves = []
@@ -157,9 +160,25 @@ def _write_outputs(comp, kind: str, out: str) -> list[str]:
             os.replace(tmp, final)
         return [final for _, final in moves]
     except OSError as err:
+        shutil.rmtree(staging, ignore_errors=True)
+        _remove_created(created)
         raise NNCError(f"cannot write '{out}': {err.strerror or err}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _missing_ancestor(directory: str) -> str | None:
+    """The outermost missing folder of ``directory`` (None when it exists)."""
+    missing = None
+    while not os.path.exists(directory):
+        missing, directory = directory, os.path.dirname(directory)
+    return missing
+
+
+def _remove_created(created: str | None) -> None:
+    """Remove folders this run created for its outputs (nothing half-written stays)."""
+    if created is not None:
+        shutil.rmtree(created, ignore_errors=True)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -168,8 +187,10 @@ def _run(args: argparse.Namespace) -> int:
     out = args.output or default_output(args.model, args.emit)
     if os.path.isdir(out):
         raise NNCError(f"-o '{out}' is a directory; give a file name")
-    if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
-        raise NNCError(f"cannot write '{out}': its directory does not exist")
+    parent = os.path.dirname(os.path.abspath(out))
+    existing = os.path.dirname(_missing_ancestor(parent) or os.path.join(parent, "x"))
+    if not os.path.isdir(existing):
+        raise NNCError(f"cannot write '{out}': '{existing}' is not a directory")
     comp = compile_model(
         args.model,
         opt_level=args.opt_level,

@@ -186,9 +186,22 @@ def test_bad_models_fail_cleanly(bad_models, tmp_path, capsys, kind, message):
     assert os.listdir(tmp_path) == []
 
 
+def test_missing_output_folders_are_created(model_file, tmp_path):
+    assert main([str(model_file), "-o", str(tmp_path / "out" / "sub" / "libnet.so")]) == 0
+    assert sorted(os.listdir(tmp_path / "out" / "sub")) == ["libnet.h", "libnet.so"]
+
+
+def test_failed_compile_creates_no_output_folder(bad_models, tmp_path, capsys):
+    out = tmp_path / "out" / "libnet.so"
+    assert main([str(bad_models["unknown_op"]), "-o", str(out)]) == 1
+    assert not (tmp_path / "out").exists()
+
+
 def test_unwritable_output_is_a_user_error(model_file, tmp_path, capsys):
-    assert main([str(model_file), "-o", str(tmp_path / "no" / "such" / "libnet.so")]) == 1
-    assert "directory does not exist" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    assert main([str(model_file), "-o", str(tmp_path / "file" / "libnet.so")]) == 1
+    assert "is not a directory" in capsys.readouterr().err
+    (tmp_path / "file").unlink()
     assert main([str(model_file), "-o", str(tmp_path)]) == 1
     assert "is a directory" in capsys.readouterr().err
     assert os.listdir(tmp_path) == []

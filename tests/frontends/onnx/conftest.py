@@ -13,7 +13,7 @@ import pytest
 
 from nnc.testing.oracle import check_model
 
-COMPILED = False
+COMPILED = True
 
 
 @pytest.fixture(scope="session")
