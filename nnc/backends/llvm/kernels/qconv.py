@@ -1,0 +1,225 @@
+"""int8 2-D convolution (NCHW, strides, pads, dilations, groups incl. depthwise) on qgemm.
+
+Per image and group the kernel builds the im2col matrix of the activations in scratch,
+directly in the micro-kernel's B panel layout ``[k / g][P][g]`` (``k = (c*KH + kh)*KW + kw``,
+``P = OH*OW`` pixels; padded taps hold the zero point, so they contribute exactly 0
+after the folded correction; the activation domain change of ``qisa`` is applied while
+copying). The weights, packed at compile time as rows ``[M][ceil(K/g)*g]``, are the
+broadcast operand, so output channels are rows and pixels are vector lanes: the
+requantized output, per-channel params indexed by row, lands contiguously in NCHW.
+Numeric contract: ``requant.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+
+from nnc.backends.llvm import loops
+from nnc.backends.llvm.kernels import KernelFn
+from nnc.backends.llvm.kernels.qgemm import I8_PTR, QMicroCache, QTiling, emit_tiles
+from nnc.backends.llvm.kernels.qisa import module_target, select_qisa
+from nnc.backends.llvm.kernels.qpack import (
+    ActDomain,
+    as_array,
+    ceil_to,
+    const_global,
+    make_params,
+    null,
+    pad_rows,
+    param_globals,
+)
+from nnc.backends.llvm.kernels.requant import emit_epilogue
+from nnc.backends.llvm.loops import I8, I32, for_range, gep, i64
+
+Shape = tuple[int, ...]
+
+
+def conv_out_size(size: int, k: int, stride: int, dil: int, p0: int, p1: int) -> int:
+    """Output extent of one spatial axis."""
+    return (size + p0 + p1 - dil * (k - 1) - 1) // stride + 1
+
+
+def _emit_pad_planes(b, src, dst, planes: int, h: int, w: int, pads, fill, flip: bool) -> None:
+    """Copy ``planes`` ``[h, w]`` byte planes into ``dst`` with ``pads`` (top, left, bottom,
+    right) of ``fill`` around each, xoring 0x80 into copied bytes when ``flip``."""
+    pt, pl, pb, pr = pads
+    hp, wp = h + pt + pb, w + pl + pr
+    with for_range(b, 0, planes, name="pc") as c:
+        plane = gep(b, dst, b.mul(c, i64(hp * wp)))
+        if pt or pl or pb or pr:
+            with for_range(b, 0, hp * wp, name="pf") as i:
+                loops.store_at(b, fill, plane, i)
+        s_plane = gep(b, src, b.mul(c, i64(h * w)))
+        with for_range(b, 0, h, name="py") as y:
+            s_row = gep(b, s_plane, b.mul(y, i64(w)))
+            d_row = gep(b, plane, b.add(b.mul(b.add(y, i64(pt)), i64(wp)), i64(pl)))
+            with for_range(b, 0, w, name="px") as x:
+                v = loops.load_at(b, s_row, x)
+                loops.store_at(b, b.xor(v, ir.Constant(I8, 0x80)) if flip else v, d_row, x)
+
+
+def _emit_im2col(b, geo: dict, g: int, padded, panel) -> None:
+    """Fill the B panel ``[kg/g][pp][g]`` from one group's zero-point padded planes: per k
+    group the ``g`` taps are gathered per pixel (taps past ``kg`` repeat the last one;
+    their weights are 0)."""
+    hp, wp, oh, ow, pp = geo["hp"], geo["wp"], geo["oh"], geo["ow"], geo["pp"]
+    kh_n, kw_n, kg = geo["kh"], geo["kw"], geo["kg"]
+    (sh, sw), (dh, dw) = geo["strides"], geo["dil"]
+    with for_range(b, 0, -(-kg // g), name="ikq") as kq:
+        srcs = []
+        for t in range(g):
+            k = b.add(b.mul(kq, i64(g)), i64(t))
+            k = b.select(b.icmp_signed("<", k, i64(kg)), k, i64(kg - 1))
+            c, r = b.udiv(k, i64(kh_n * kw_n)), b.urem(k, i64(kh_n * kw_n))
+            kh, kw = b.udiv(r, i64(kw_n)), b.urem(r, i64(kw_n))
+            off = b.add(b.mul(c, i64(hp * wp)), b.add(b.mul(kh, i64(dh * wp)), b.mul(kw, i64(dw))))
+            srcs.append(gep(b, padded, off))
+        dst_k = gep(b, panel, b.mul(kq, i64(pp * g)))
+        with for_range(b, 0, oh, name="ioh") as y:
+            s_off = b.mul(y, i64(sh * wp))
+            dst = gep(b, dst_k, b.mul(y, i64(ow * g)))
+            with for_range(b, 0, ow, name="iow") as xo:
+                s_idx = b.add(s_off, b.mul(xo, i64(sw)))
+                d_idx = b.mul(xo, i64(g))
+                for t, src in enumerate(srcs):
+                    loops.store_at(b, loops.load_at(b, src, s_idx), dst, b.add(d_idx, i64(t)))
+
+
+def _emit_depthwise(b, module, name: str, d: dict, dom: ActDomain, params, w2d, x, res, out):
+    """Direct depthwise conv (one input channel per group): per channel the plane is
+    copied zero-point padded into scratch, then each output row is a loop over output
+    columns with the taps unrolled and the epilogue fused (LLVM vectorizes it)."""
+    n, c, h, wd, m, oh_n, ow_n = (d[k] for k in ("n", "c", "h", "w", "m", "oh", "ow"))
+    kh_n, kw_n, mg = d["kh"], d["kw"], m // c
+    (sh, sw), (dh, dw), (pt, pl, pb, pr) = d["strides"], d["dil"], d["pads"]
+    wp = wd + pl + pr
+    pad = b.function.args[-1]
+    wglob = b.bitcast(const_global(module, f"{name}.wdw", w2d), I8_PTR)
+    bias_p, mult_p, fbias_p = param_globals(b, module, name, params, m)
+    epi, ext = params.epi, (b.sext if dom.signed else b.zext)
+    zp = ir.Constant(I8, dom.zp & 0xFF)
+    with for_range(b, 0, n, name="img") as img, for_range(b, 0, c, name="ch") as ch:
+        plane = gep(b, x, b.mul(b.add(b.mul(img, i64(c)), ch), i64(h * wd)))
+        _emit_pad_planes(b, plane, pad, 1, h, wd, (pt, pl, pb, pr), zp, False)
+        with for_range(b, 0, mg, name="mult") as j:
+            co = b.add(b.mul(ch, i64(mg)), j)
+            taps = [(t // kw_n, t % kw_n) for t in range(kh_n * kw_n)]
+            w_co = gep(b, wglob, b.mul(co, i64(kh_n * kw_n)))
+            wts = [b.sext(loops.load_at(b, w_co, t), I32) for t in range(len(taps))]
+            bias = loops.load_at(b, bias_p, co)
+            mult = loops.load_at(b, mult_p, co)
+            fbias = loops.load_at(b, fbias_p, co) if epi.f_bias else None
+            plane_out = b.mul(b.add(b.mul(img, i64(m)), co), i64(oh_n * ow_n))
+            with for_range(b, 0, oh_n, name="oy") as oy:
+                row0 = gep(b, pad, b.mul(oy, i64(sh * wp)))
+                o_row = b.add(plane_out, b.mul(oy, i64(ow_n)))
+                with for_range(b, 0, ow_n, name="ox") as ox:
+                    base = gep(b, row0, b.mul(ox, i64(sw)))
+                    acc = ir.Constant(I32, 0)
+                    for (ki, kj), wt in zip(taps, wts, strict=True):
+                        v = ext(loops.load_at(b, base, ki * dh * wp + kj * dw), I32)
+                        acc = b.add(acc, b.mul(v, wt, flags=["nsw"]), flags=["nsw"])
+                    idx = b.add(o_row, ox)
+                    rv = loops.load_at(b, res, idx) if epi.r_dtype else None
+                    y = emit_epilogue(b, module, epi, acc, bias, mult, fbias, rv)
+                    out_t = b.bitcast(out, y.type.as_pointer())
+                    loops.store_at(b, y, out_t, idx)
+
+
+def emit_qconv(
+    module: ir.Module,
+    name: str,
+    *,
+    x_shape: Shape,
+    w,
+    w_scale,
+    x_scale: float,
+    x_zp: int = 0,
+    x_dtype: str = "u8",
+    y_dtype: str = "u8",
+    y_scale: float = 1.0,
+    y_zp: int = 0,
+    bias=None,
+    strides: Shape = (1, 1),
+    pads: Shape = (0, 0, 0, 0),
+    dilations: Shape = (1, 1),
+    group: int = 1,
+    activation: str = "none",
+    act_alpha: float = 0.0,
+    act_beta: float = 0.0,
+    r_scale: float | None = None,
+    r_zp: int = 0,
+    r_dtype: str | None = None,
+    target=None,
+) -> KernelFn:
+    """Quantized NCHW conv; args ``x, [r], y, scratch``.
+
+    ``x`` u8/i8 ``[N, C, H, W]``; ``w`` s8 ``[M, C/group, KH, KW]`` with per-output-channel
+    (or scalar) ``w_scale``; ``bias`` int32 ``[M]`` (float32 allowed for f32 output);
+    ``pads`` = (top, left, bottom, right). Output ``y`` ``[N, M, OH, OW]`` of ``y_dtype``
+    (u8/i8 requantized, or f32 dequantized); the residual ``r`` has y's shape and dtype
+    ``r_dtype``. Weights and per-channel constants are packed into globals ``name.*``.
+    Numeric contract: ``requant.py``; ISA choice: ``qisa.select_qisa``.
+    """
+    isa = select_qisa(target or module_target(module))
+    wq = as_array(w).astype(np.int8)
+    n, c, h, wd = x_shape
+    m, cg, kh, kw = wq.shape
+    if c != cg * group or m % group:
+        raise ValueError(f"qconv: x {x_shape} and w {wq.shape} disagree for group {group}")
+    (sh, sw), (dh, dw) = tuple(strides), tuple(dilations)
+    pt, pl, pb, pr = pads
+    oh = conv_out_size(h, kh, sh, dh, pt, pb)
+    ow = conv_out_size(wd, kw, sw, dw, pl, pr)
+    if oh <= 0 or ow <= 0:
+        raise ValueError(f"qconv: empty output for x {x_shape}, w {wq.shape}")
+    g, mg, kg, p = isa.group, m // group, cg * kh * kw, oh * ow
+    kgp, pp = ceil_to(kg, g), ceil_to(p, isa.nr)
+    w2d = wq.reshape(m, kg)
+    depthwise = cg == 1 and group > 1
+    dom = ActDomain.of(isa, x_dtype, x_zp)
+    if depthwise:  # direct loops on the raw bytes
+        dom = ActDomain(False, int(x_zp), x_dtype == "i8")
+    params = make_params(
+        w2d, bias, dom, w_scale=w_scale, x_scale=x_scale, y_dtype=y_dtype, y_scale=y_scale,
+        y_zp=y_zp, activation=activation, act_alpha=act_alpha, act_beta=act_beta,
+        r_scale=r_scale, r_zp=r_zp, r_dtype=r_dtype,
+    )  # fmt: skip
+    ob = params.epi.out_bytes
+    plane = (h + pt + pb) * (wd + pl + pr)
+    scratch = ceil_to(plane, 64) if depthwise else ceil_to(kgp * pp, 64) + ceil_to(cg * plane, 64)
+    has_res = r_dtype is not None
+    fn, b, args = loops.new_function(module, name, 2 + has_res, scratch=True)
+    x = b.bitcast(args[0], I8_PTR)
+    res = b.bitcast(args[1], I8_PTR) if has_res else null(I8_PTR)
+    out = b.bitcast(args[1 + has_res], I8_PTR)
+    if depthwise:
+        d = dict(n=n, c=c, h=h, w=wd, m=m, oh=oh, ow=ow, kh=kh, kw=kw, strides=(sh, sw),
+                 dil=(dh, dw), pads=(pt, pl, pb, pr))  # fmt: skip
+        _emit_depthwise(b, module, name, d, dom, params, w2d, x, res, out)
+        b.ret_void()
+        return KernelFn(fn, scratch)
+    panel = args[-1]
+    padded = gep(b, panel, ceil_to(kgp * pp, 64))
+    wrows = b.bitcast(const_global(module, f"{name}.wpack", pad_rows(w2d, kgp)), I8_PTR)
+    bias_p, mult_p, fbias_p = param_globals(b, module, name, params, m)
+    geo = dict(hp=h + pt + pb, wp=wd + pl + pr, oh=oh, ow=ow, pp=pp, kh=kh, kw=kw, kg=kg,
+               strides=(sh, sw), dil=(dh, dw))  # fmt: skip
+    tiling = QTiling(mg, p, kgp // g, kgp, pp * g, p, False, dom.signed, True, params.epi)
+    cache = QMicroCache(module, name)
+    with for_range(b, 0, n, name="img") as img, for_range(b, 0, group, name="grp") as gi:
+        x_grp = gep(b, x, b.mul(b.add(b.mul(img, i64(group)), gi), i64(cg * h * wd)))
+        zp = ir.Constant(I8, dom.zp & 0xFF)
+        _emit_pad_planes(b, x_grp, padded, cg, h, wd, (pt, pl, pb, pr), zp, dom.flip)
+        _emit_im2col(b, geo, g, padded, panel)
+        ch0 = b.mul(gi, i64(mg))
+        pos = b.mul(b.add(b.mul(img, i64(m)), ch0), i64(p))
+        emit_tiles(
+            b, cache, isa, tiling, gep(b, wrows, b.mul(ch0, i64(kgp))), panel,
+            gep(b, bias_p, ch0), gep(b, mult_p, ch0),
+            fbias_p if isinstance(fbias_p, ir.Constant) else gep(b, fbias_p, ch0),
+            gep(b, res, pos) if has_res else res, gep(b, out, b.mul(pos, i64(ob))),
+        )  # fmt: skip
+    b.ret_void()
+    return KernelFn(fn, scratch)

@@ -1,0 +1,364 @@
+"""int8 GEMM: a register-blocked u8/s8 x s8 -> i32 micro-kernel with a fused requant epilogue.
+
+``C[i, j] = sum_k A[i, k] * B[k, j]`` over a tile of ``mr`` rows by ``nrv`` vectors of
+``width`` i32 lanes (see ``qisa``). A is read as rows of bytes (``a_row`` bytes apart),
+and per k group of ``g`` bytes one row value is broadcast. B is a packed panel
+``[k / g][columns][g]`` (``b_kq`` bytes between k groups): lane ``j`` of a vector holds the
+``g`` consecutive k values of column ``j``, as ``vpdpbusd``/``sdot`` (g = 4) and
+``vpmaddwd`` (g = 2) consume them. One operand is the activations, the other the s8
+weights: for Gemm the activations are A (rows = batch rows, per-channel params along
+columns), for conv they are B (im2col of the image, columns = pixels, per-channel params
+along rows). The epilogue (``requant``) adds the folded bias, scales, adds the residual,
+rounds, clamps and stores each row of the tile contiguously (``ldc`` elements apart);
+partial column tiles store lane by lane. The numeric contract is in ``requant.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from llvmlite import ir
+
+from nnc.backends.llvm import loops
+from nnc.backends.llvm.kernels import KernelFn
+from nnc.backends.llvm.kernels.qisa import QIsa, module_target, select_qisa
+from nnc.backends.llvm.kernels.qpack import (
+    ActDomain,
+    as_array,
+    ceil_to,
+    const_global,
+    make_params,
+    null,
+    pack_panel,
+    param_globals,
+)
+from nnc.backends.llvm.kernels.requant import Epilogue, emit_epilogue, splat
+from nnc.backends.llvm.loops import F32, I8, I32, for_range, gep, i64
+
+I16 = ir.IntType(16)
+I8_PTR = I8.as_pointer()
+Shape = tuple[int, ...]
+
+
+# -- micro-kernel ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QMicro:
+    """One micro-kernel ``void f(i8* a, i8* b, i32* bias, f32* mult, f32* fbias, i8* res,
+    i8* out)``: ``mr`` rows, ``ncols`` valid columns, ``kq`` k groups (see module doc).
+    ``row_chan`` indexes the per-channel arrays by row (else by column)."""
+
+    isa: QIsa
+    mr: int
+    ncols: int
+    kq: int
+    a_row: int
+    b_kq: int
+    ldc: int
+    act_is_a: bool
+    act_signed: bool
+    row_chan: bool
+    epi: Epilogue
+
+
+def _ptr(b, base, offset, ty):
+    return b.bitcast(gep(b, base, offset), ty.as_pointer())
+
+
+def _ext(b, v, ty, signed):
+    return b.sext(v, ty) if signed else b.zext(v, ty)
+
+
+def _intr(module, name, ret, args):
+    return loops.intrinsic(module, name, ret, args)
+
+
+class _Dot:
+    """Operand loads and the multiply-accumulate step of one ISA flavour."""
+
+    def __init__(self, module, spec: QMicro):
+        self.m, self.s, isa = module, spec, spec.isa
+        self.w, self.g = isa.width, isa.group
+        self.vec = ir.VectorType(I32, self.w)
+        self.a_signed = spec.act_signed if spec.act_is_a else True
+        self.b_signed = True if spec.act_is_a else spec.act_signed
+
+    def a(self, b, ptr):
+        """Broadcast the ``g`` bytes at ``ptr`` (one row, one k group)."""
+        name, w = self.s.isa.name, self.w
+        if self.g == 4:
+            v = splat(b, b.load(_ptr(b, ptr, 0, I32), align=1), w)
+            return v if name.startswith("vnni") else b.bitcast(v, ir.VectorType(I8, 4 * w))
+        if self.g == 2:
+            pair = b.bitcast(b.load(_ptr(b, ptr, 0, I16), align=1), ir.VectorType(I8, 2))
+            word = b.bitcast(_ext(b, pair, ir.VectorType(I16, 2), self.a_signed), I32)
+            return b.bitcast(splat(b, word, w), ir.VectorType(I16, 2 * w))
+        return splat(b, _ext(b, b.load(ptr), I32, self.a_signed), w)
+
+    def b(self, b, ptr):
+        """The vector of ``width`` columns x ``g`` k values at ``ptr``."""
+        w, g = self.w, self.g
+        if g == 4:
+            ty = self.vec if self.s.isa.name.startswith("vnni") else ir.VectorType(I8, 4 * w)
+            return b.load(_ptr(b, ptr, 0, ty), align=1)
+        raw = b.load(_ptr(b, ptr, 0, ir.VectorType(I8, g * w)), align=1)
+        return _ext(b, raw, ir.VectorType(I16 if g == 2 else I32, g * w), self.b_signed)
+
+    def step(self, b, acc, av, bv):
+        """``acc += dot(av, bv)`` per lane."""
+        name, vec, w = self.s.isa.name, self.vec, self.w
+        if name.startswith("vnni"):
+            fn = _intr(self.m, f"llvm.x86.avx512.vpdpbusd.{32 * w}", vec, [vec] * 3)
+            act, wgt = (av, bv) if self.s.act_is_a else (bv, av)
+            return b.call(fn, [acc, act, wgt])
+        if name == "sdot":
+            v8 = ir.VectorType(I8, 4 * w)
+            fn = _intr(self.m, f"llvm.aarch64.neon.sdot.v{w}i32.v{4 * w}i8", vec, [vec, v8, v8])
+            return b.call(fn, [acc, av, bv])
+        if self.g == 2:
+            v16 = ir.VectorType(I16, 2 * w)
+            iname = "llvm.x86.avx512.pmaddw.d.512" if w == 16 else "llvm.x86.avx2.pmadd.wd"
+            return b.add(acc, b.call(_intr(self.m, iname, vec, [v16, v16]), [av, bv]))
+        return b.add(acc, b.mul(av, bv, flags=["nsw"]))
+
+
+def _emit_micro(module: ir.Module, fname: str, spec: QMicro) -> ir.Function:
+    f32p, i32p = F32.as_pointer(), I32.as_pointer()
+    fty = ir.FunctionType(loops.VOID, [I8_PTR, I8_PTR, i32p, f32p, f32p, I8_PTR, I8_PTR])
+    fn = ir.Function(module, fty, name=fname)
+    fn.linkage = "internal"
+    fn.attributes.add("nounwind")
+    for arg in fn.args:
+        arg.add_attribute("noalias")
+    a, bp, bias, mult, fbias, res, out = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    dot, w, g = _Dot(module, spec), spec.isa.width, spec.isa.group
+    nrv = -(-spec.ncols // w)
+    accs = [[b.alloca(dot.vec) for _ in range(nrv)] for _ in range(spec.mr)]
+    for row in accs:
+        for slot in row:
+            b.store(ir.Constant(dot.vec, None), slot)
+    unroll = next(u for u in (4, 2, 1) if spec.kq % u == 0)
+    with for_range(b, 0, spec.kq // unroll, name="k") as o:
+        a_o = gep(b, a, b.mul(o, i64(unroll * g)))
+        b_o = gep(b, bp, b.mul(o, i64(unroll * spec.b_kq)))
+        vals = [[b.load(s) for s in row] for row in accs]
+        for u in range(unroll):
+            bv = [dot.b(b, gep(b, b_o, u * spec.b_kq + v * w * g)) for v in range(nrv)]
+            for r in range(spec.mr):
+                av = dot.a(b, gep(b, a_o, r * spec.a_row + u * g))
+                vals[r] = [dot.step(b, vals[r][v], av, bv[v]) for v in range(nrv)]
+        for row, vrow in zip(accs, vals, strict=True):
+            for slot, val in zip(row, vrow, strict=True):
+                b.store(val, slot)
+    _emit_store(b, module, spec, accs, bias, mult, fbias, res, out)
+    b.ret_void()
+    return fn
+
+
+def _vec_or_lanes(b, base, offset: int, ty: ir.Type, n: int, valid: int) -> ir.Value:
+    """Load ``n`` elements at ``base + offset`` (only ``valid`` of them when partial)."""
+    vty = ir.VectorType(ty, n)
+    if valid == n:
+        return b.load(_ptr(b, base, offset, vty), align=1)
+    v = ir.Constant(vty, None)
+    for lane in range(valid):
+        v = b.insert_element(v, b.load(gep(b, base, offset + lane)), ir.Constant(I32, lane))
+    return v
+
+
+def _emit_store(b, module, spec: QMicro, accs, bias, mult, fbias, res, out) -> None:
+    w, epi = spec.isa.width, spec.epi
+    ety = F32 if epi.y_dtype == "f32" else I8
+    out_t = b.bitcast(out, ety.as_pointer())
+    for r in range(spec.mr):
+        if spec.row_chan:
+            bv = splat(b, loops.load_at(b, bias, r), w)
+            mv = splat(b, loops.load_at(b, mult, r), w)
+            fv = splat(b, loops.load_at(b, fbias, r), w) if epi.f_bias else None
+        for v in range(len(accs[r])):
+            valid = min(w, spec.ncols - v * w)
+            if not spec.row_chan:
+                bv = b.load(_ptr(b, bias, v * w, ir.VectorType(I32, w)), align=4)
+                mv = b.load(_ptr(b, mult, v * w, ir.VectorType(F32, w)), align=4)
+                fv = None
+                if epi.f_bias:
+                    fv = b.load(_ptr(b, fbias, v * w, ir.VectorType(F32, w)), align=4)
+            off = r * spec.ldc + v * w
+            rv = _vec_or_lanes(b, res, off, I8, w, valid) if epi.r_dtype else None
+            y = emit_epilogue(b, module, epi, b.load(accs[r][v]), bv, mv, fv, rv)
+            if valid == w:
+                b.store(y, _ptr(b, out_t, off, y.type), align=1)
+            else:
+                for lane in range(valid):
+                    val = b.extract_element(y, ir.Constant(I32, lane))
+                    loops.store_at(b, val, out_t, off + lane)
+
+
+class QMicroCache:
+    """Emits each distinct ``QMicro`` once per kernel, as ``<name>.qmicro<i>``."""
+
+    def __init__(self, module: ir.Module, name: str):
+        self.module, self.name, self.fns = module, name, {}
+
+    def get(self, spec: QMicro) -> ir.Function:
+        if spec not in self.fns:
+            self.fns[spec] = _emit_micro(self.module, f"{self.name}.qmicro{len(self.fns)}", spec)
+        return self.fns[spec]
+
+
+@dataclass(frozen=True)
+class QTiling:
+    """A ``rows x cols`` int8 GEMM over operands laid out for ``QMicro`` (see module doc).
+
+    The B panel's column ``j`` starts at byte ``j * g``; per-channel arrays are padded to
+    a multiple of ``nr`` when indexed by column."""
+
+    rows: int
+    cols: int
+    kq: int
+    a_row: int
+    b_kq: int
+    ldc: int
+    act_is_a: bool
+    act_signed: bool
+    row_chan: bool
+    epi: Epilogue
+
+
+def _gep_nn(b, ptr, index):
+    """``&ptr[index]``, or ``ptr`` itself when it is a null constant (an absent operand)."""
+    return ptr if isinstance(ptr, ir.Constant) else gep(b, ptr, index)
+
+
+def _blocks(total: int, step: int) -> list[tuple[int, int, int]]:
+    """``(size, start, count)`` runs of full blocks then the tail block."""
+    full, tail = divmod(total, step)
+    return [r for r in ((step, 0, full), (tail, full * step, int(tail > 0))) if r[2]]
+
+
+def emit_tiles(b, cache: QMicroCache, isa: QIsa, t: QTiling, a, bp, bias, mult, fbias, res, out):
+    """Call the micro-kernels over every tile of ``t``.
+
+    The loop order re-streams the cheaper operand: column blocks outer (each B column
+    panel stays in cache while A is re-read once per column block) unless re-reading B
+    once per row block moves fewer bytes.
+    """
+    ob = t.epi.out_bytes
+    col_runs, row_runs = _blocks(t.cols, isa.nr), _blocks(t.rows, isa.mr)
+    a_bytes, b_bytes = t.rows * t.kq * isa.group, t.cols * t.kq * isa.group
+    cols_outer = a_bytes * -(-t.cols // isa.nr) <= b_bytes * -(-t.rows // isa.mr)
+
+    def call(i0, mr, j0, ncols):
+        spec = QMicro(isa, mr, ncols, t.kq, t.a_row, t.b_kq, t.ldc, t.act_is_a, t.act_signed,
+                      t.row_chan, t.epi)  # fmt: skip
+        ch = i0 if t.row_chan else j0
+        pos = b.add(b.mul(i0, i64(t.ldc)), j0)
+        args = [
+            gep(b, a, b.mul(i0, i64(t.a_row))),
+            gep(b, bp, b.mul(j0, i64(isa.group))),
+            _gep_nn(b, bias, ch),
+            _gep_nn(b, mult, ch),
+            _gep_nn(b, fbias, ch),
+            _gep_nn(b, res, pos),
+            gep(b, out, b.mul(pos, i64(ob))),
+        ]
+        b.call(cache.get(spec), args)
+
+    outer, inner = (col_runs, row_runs) if cols_outer else (row_runs, col_runs)
+    steps = (isa.nr, isa.mr) if cols_outer else (isa.mr, isa.nr)
+    for o_size, o_start, o_count in outer:
+        with for_range(b, 0, o_count, name="qo") as ob_i:
+            o0 = b.add(b.mul(ob_i, i64(steps[0])), i64(o_start))
+            for i_size, i_start, i_count in inner:
+                with for_range(b, 0, i_count, name="qi") as ib_i:
+                    i0 = b.add(b.mul(ib_i, i64(steps[1])), i64(i_start))
+                    if cols_outer:
+                        call(i0, i_size, o0, o_size)
+                    else:
+                        call(o0, o_size, i0, i_size)
+
+
+def emit_qgemm(
+    module: ir.Module,
+    name: str,
+    *,
+    a_shape: Shape,
+    w,
+    w_scale,
+    x_scale: float,
+    x_zp: int = 0,
+    x_dtype: str = "u8",
+    y_dtype: str = "u8",
+    y_scale: float = 1.0,
+    y_zp: int = 0,
+    bias=None,
+    activation: str = "none",
+    act_alpha: float = 0.0,
+    act_beta: float = 0.0,
+    r_scale: float | None = None,
+    r_zp: int = 0,
+    r_dtype: str | None = None,
+    trans_b: bool = True,
+    target=None,
+) -> KernelFn:
+    """Quantized ``Y = X @ W^T`` (Gemm/MatMul with constant weights); args ``x, [r], y``.
+
+    ``x`` is u8/i8 of ``a_shape`` (leading dims fold into M, last is K); ``w`` is the s8
+    weight ``[N, K]`` (``[K, N]`` when not ``trans_b``) with per-channel (or scalar)
+    ``w_scale``; ``bias`` int32 ``[N]`` (or float32 for f32 output). Output ``y`` is
+    ``a_shape[:-1] + (N,)`` of ``y_dtype`` (u8/i8 requantized, f32 dequantized); the
+    residual ``r`` (when ``r_dtype`` is set) has y's shape. Weights, folded bias and
+    multipliers are packed at compile time into globals ``name.*``; scratch holds the
+    activations repacked for the ISA (``select_qisa`` of ``target`` or the module's).
+    Numeric contract: ``requant.py``.
+    """
+    isa = select_qisa(target or module_target(module))
+    wq = as_array(w).astype(np.int8)
+    wq = wq if trans_b else wq.T
+    n, k = wq.shape
+    if a_shape[-1] != k:
+        raise ValueError(f"qgemm: x {a_shape} does not match weights [{n}, {k}]")
+    m = int(np.prod(a_shape[:-1], dtype=np.int64))
+    dom = ActDomain.of(isa, x_dtype, x_zp)
+    params = make_params(
+        wq, bias, dom, w_scale=w_scale, x_scale=x_scale, y_dtype=y_dtype, y_scale=y_scale,
+        y_zp=y_zp, activation=activation, act_alpha=act_alpha, act_beta=act_beta,
+        r_scale=r_scale, r_zp=r_zp, r_dtype=r_dtype,
+    )  # fmt: skip
+    g = isa.group
+    kp = ceil_to(max(k, 1), g)
+    np_ = ceil_to(max(n, 1), isa.nr)
+    repack = dom.flip or kp != k
+    scratch = ceil_to(m * kp, 64) if repack else 0
+    has_res = r_dtype is not None
+    fn, b, args = loops.new_function(module, name, 2 + has_res, scratch=scratch > 0)
+    x = b.bitcast(args[0], I8_PTR)
+    res = b.bitcast(args[1], I8_PTR) if has_res else null(I8_PTR)
+    out = b.bitcast(args[1 + has_res], I8_PTR)
+    panel = b.bitcast(const_global(module, f"{name}.wpack", pack_panel(wq.T, g, np_)), I8_PTR)
+    bias_p, mult_p, fbias_p = param_globals(b, module, name, params, np_)
+    a = x
+    if repack:
+        a = args[-1]
+        emit_pack_rows(b, x, a, m, k, kp, dom.flip)
+    tiling = QTiling(m, n, kp // g, kp, np_ * g, n, True, dom.signed, False, params.epi)
+    if m and n:
+        emit_tiles(b, QMicroCache(module, name), isa, tiling, a, panel, bias_p, mult_p,
+                   fbias_p, res, out)  # fmt: skip
+    b.ret_void()
+    return KernelFn(fn, scratch)
+
+
+def emit_pack_rows(b, src, dst, m: int, k: int, kp: int, flip: bool) -> None:
+    """``dst[i*kp + j] = src[i*k + j] (^ 0x80 if flip)`` for ``j < k``, 0 up to ``kp``."""
+    with for_range(b, 0, m, name="pm") as i:
+        s_row = gep(b, src, b.mul(i, i64(k)))
+        d_row = gep(b, dst, b.mul(i, i64(kp)))
+        with for_range(b, 0, k, name="pk") as j:
+            v = loops.load_at(b, s_row, j)
+            loops.store_at(b, b.xor(v, ir.Constant(I8, 0x80)) if flip else v, d_row, j)
+        for j in range(k, kp):
+            loops.store_at(b, ir.Constant(I8, 0), d_row, j)

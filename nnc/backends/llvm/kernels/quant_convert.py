@@ -1,0 +1,140 @@
+"""Quantize / dequantize / requantize kernels: plain loops implementing the contract of
+``nnc/ir/ops_quant.py`` bit for bit (float32, one rounding per operation, no FMA,
+``llvm.rint`` = round half to even in the default floating-point environment).
+
+    quantize:    q = clamp(rint(x / s[c]) + zp[c], qmin, qmax)     (NaN -> zp)
+    dequantize:  y = f32(q - zp[c]) * s[c]
+    requantize:  y = clamp(rint(f32(q - x_zp) * m) + y_zp, qmin, qmax),  m = f32(xs) / f32(ys)
+
+Per-tensor and per-channel (channel = ``(flat index // inner) % C`` for the ``axis``)
+parameters; per-group parameters are not lowered natively (UnsupportedOpError at
+lowering). Args: ``x, y`` (pointers are passed as ``float*`` and bitcast to the element
+type).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from llvmlite import ir
+
+from nnc.backends.llvm import loops
+from nnc.backends.llvm.kernels import KernelFn
+from nnc.backends.llvm.loops import F32, i64
+from nnc.ir.ops_quant import qrange
+
+I8 = ir.IntType(8)
+I32 = ir.IntType(32)
+_INT_TYPES = {"i8": I8, "u8": I8, "i32": I32}
+
+
+def _rint(b: ir.IRBuilder, module: ir.Module, v: ir.Value) -> ir.Value:
+    return b.call(loops.intrinsic(module, "llvm.rint.f32", F32, [F32]), [v])
+
+
+def _clamp(b: ir.IRBuilder, v: ir.Value, lo: float, hi: float) -> ir.Value:
+    v = b.select(b.fcmp_ordered("<", v, loops.f32(lo)), loops.f32(lo), v)
+    return b.select(b.fcmp_ordered(">", v, loops.f32(hi)), loops.f32(hi), v)
+
+
+def _load_int(b: ir.IRBuilder, ptr: ir.Value, i: ir.Value, dtype: str) -> ir.Value:
+    v = loops.load_at(b, ptr, i)
+    if dtype == "i32":
+        return v
+    return b.zext(v, I32) if dtype == "u8" else b.sext(v, I32)
+
+
+def _table(module: ir.Module, name: str, values: np.ndarray, ty: ir.Type) -> ir.Value:
+    arr_ty = ir.ArrayType(ty, len(values))
+    g = ir.GlobalVariable(module, arr_ty, name=name)
+    g.global_constant = True
+    g.linkage = "internal"
+    g.initializer = ir.Constant(arr_ty, [ir.Constant(ty, v.item()) for v in values])
+    return g
+
+
+class _Params:
+    """Per-element scale / zero point: constants (per-tensor) or tables indexed by channel."""
+
+    def __init__(self, b, module, name, shape, axis, scale, zp):
+        scale = np.asarray(scale, np.float32).reshape(-1)
+        zp = np.asarray(zp, np.int64).reshape(-1)
+        self.per_tensor = scale.size == 1
+        if self.per_tensor:
+            self.s, self.z = loops.f32(float(scale[0])), ir.Constant(I32, int(zp[0]))
+            return
+        axis %= len(shape)
+        self.inner = math.prod(shape[axis + 1 :])
+        self.channels = shape[axis]
+        self.s_tab = _table(module, f"{name}.scale", scale, F32)
+        self.z_tab = _table(module, f"{name}.zp", zp.astype(np.int32), I32)
+
+    def at(self, b: ir.IRBuilder, i: ir.Value) -> tuple[ir.Value, ir.Value]:
+        if self.per_tensor:
+            return self.s, self.z
+        c = b.urem(b.udiv(i, i64(self.inner)), i64(self.channels))
+        s = b.load(b.gep(self.s_tab, [i64(0), c], inbounds=True))
+        z = b.load(b.gep(self.z_tab, [i64(0), c], inbounds=True))
+        return s, z
+
+
+def emit_quantize(
+    module: ir.Module, name: str, *, shape, scale, zp, axis: int, dtype: str
+) -> KernelFn:
+    """``y = clamp(rint(x / s) + zp)`` to i8/u8 (see module docstring)."""
+    fn, b, (x, y) = loops.new_function(module, name, 2)
+    out = b.bitcast(y, I8.as_pointer())
+    params = _Params(b, module, name, shape, axis, scale, zp)
+    qmin, qmax = qrange(dtype)
+    with loops.for_range(b, 0, math.prod(shape)) as i:
+        s, z = params.at(b, i)
+        zf = b.sitofp(z, F32)
+        v = b.fadd(_rint(b, module, b.fdiv(loops.load_at(b, x, i), s)), zf)
+        v = b.select(b.fcmp_unordered("uno", v, v), zf, v)  # NaN -> zero point
+        q = b.fptosi(_clamp(b, v, qmin, qmax), I32)
+        loops.store_at(b, b.trunc(q, I8), out, i)
+    b.ret_void()
+    return KernelFn(fn)
+
+
+def emit_dequantize(
+    module: ir.Module, name: str, *, shape, scale, zp, axis: int, in_dtype: str
+) -> KernelFn:
+    """``y = f32(q - zp) * s`` from i8/u8/i32 (see module docstring)."""
+    fn, b, (x, y) = loops.new_function(module, name, 2)
+    src = b.bitcast(x, _INT_TYPES[in_dtype].as_pointer())
+    params = _Params(b, module, name, shape, axis, scale, zp)
+    with loops.for_range(b, 0, math.prod(shape)) as i:
+        s, z = params.at(b, i)
+        q = _load_int(b, src, i, in_dtype)
+        loops.store_at(b, b.fmul(b.sitofp(b.sub(q, z), F32), s), y, i)
+    b.ret_void()
+    return KernelFn(fn)
+
+
+def emit_requantize(
+    module: ir.Module,
+    name: str,
+    *,
+    shape,
+    x_scale: float,
+    x_zp: int,
+    y_scale: float,
+    y_zp: int,
+    in_dtype: str,
+    dtype: str,
+) -> KernelFn:
+    """``y = clamp(rint(f32(q - x_zp) * m) + y_zp)``, ``m = f32(x_scale) / f32(y_scale)``."""
+    fn, b, (x, y) = loops.new_function(module, name, 2)
+    src = b.bitcast(x, I8.as_pointer())
+    out = b.bitcast(y, I8.as_pointer())
+    m = float(np.float32(x_scale) / np.float32(y_scale))
+    qmin, qmax = qrange(dtype)
+    with loops.for_range(b, 0, math.prod(shape)) as i:
+        q = b.sub(_load_int(b, src, i, in_dtype), ir.Constant(I32, x_zp))
+        t = _rint(b, module, b.fmul(b.sitofp(q, F32), loops.f32(m)))
+        v = _clamp(b, b.fadd(t, loops.f32(float(y_zp))), qmin, qmax)
+        loops.store_at(b, b.trunc(b.fptosi(v, I32), I8), out, i)
+    b.ret_void()
+    return KernelFn(fn)
