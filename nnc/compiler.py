@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nnc.errors import InvalidOptionError, TargetError
+from nnc.profiling import ProfileTable
 from nnc.report import CompileReport, layer_infos, module_weight_bytes
 from nnc.runtime.library import NativeLibrary, TensorInfo, render_header
 
@@ -32,7 +33,17 @@ if TYPE_CHECKING:
     from nnc.backends.llvm.targets import Target
 
 #: Accepted ``quant`` values (``None`` means "none").
-QUANT_MODES = ("none", "int8")
+QUANT_MODES = (
+    "none",
+    "int8",
+    "int8-dynamic",
+    "int8-weight",
+    "int4-weight",
+    "fp16",
+    "bf16",
+)
+#: Accepted ``granularity`` values ("" = the mode's default).
+GRANULARITIES = ("per-tensor", "per-channel", "per-group")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -47,7 +58,13 @@ class Compilation:
 
 
 def load(model: str | os.PathLike | onnx.ModelProto) -> ModuleOp:
-    """Import an ONNX model (path or ModelProto) into an nn-dialect module."""
+    """Import an ONNX model (path or ModelProto) into an nn-dialect module; a ``.nncz``
+    compressed model file (``--emit nncz``) is decoded instead (weights expanded here,
+    at compile time)."""
+    if isinstance(model, str | os.PathLike) and os.fspath(model).endswith(".nncz"):
+        from nnc.compress.nncz import load_nncz
+
+        return load_nncz(model)
     from nnc.frontends.onnx import import_onnx
 
     return import_onnx(model)
@@ -61,16 +78,21 @@ def check_options(opt_level: int, quant: str | None, prefix: str, batch: int) ->
         raise InvalidOptionError(
             f"unknown --quant mode '{quant}' (choose from {', '.join(QUANT_MODES)})"
         )
-    if quant not in (None, "none"):
-        raise InvalidOptionError(
-            f"--quant {quant} is not supported yet; compile with --quant none (the default)"
-        )
     if not isinstance(prefix, str) or not _IDENTIFIER.match(prefix):
         raise InvalidOptionError(
             f"--prefix '{prefix}' is not a C identifier (letters, digits, '_'; no leading digit)"
         )
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise InvalidOptionError(f"--batch must be a positive integer, got {batch!r}")
+
+
+def check_threads(threads: int | None) -> int:
+    """The backend's thread setting for ``threads`` (None = all cores = 0; N >= 1)."""
+    if threads is None:
+        return 0
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise InvalidOptionError(f"--threads must be a positive integer, got {threads!r}")
+    return threads
 
 
 def resolve_target(target: str | None, mcpu: str | None) -> Target | None:
@@ -88,19 +110,30 @@ def compile_model(
     opt_level: int = 3,
     quant: str | None = None,
     calibration: Any = None,
+    calib_method: str = "minmax",
+    granularity: str | None = None,
+    group_size: int | None = None,
+    symmetric: bool | None = None,
     target: str | None = None,
     mcpu: str | None = None,
     prefix: str = "nnc",
     passes: str | None = None,
     batch: int = 1,
     build: bool = True,
+    conv_algo: str | None = None,
+    threads: int | None = None,
+    profile: bool = False,
+    compress: str | None = None,
 ) -> Compilation:
     """Import, optimise and (if ``build``) compile ``model``; see ``nnc.compile``."""
     start = time.perf_counter()
     # 1. Options first: a typo should not cost an import.
     check_options(opt_level, quant, prefix, batch)
+    _with_conv_algo("", conv_algo)  # validates the value
+    n_threads = check_threads(threads)
     if calibration is not None and quant in (None, "none"):
-        raise InvalidOptionError("--calibration is only used with --quant int8")
+        raise InvalidOptionError("--calibration is only used with --quant (e.g. --quant int8)")
+    quant_opts = _quant_options(quant, calib_method, granularity, group_size, symmetric)
     tgt = resolve_target(target, mcpu)
     # 2. Import; remember the weight size to report what compression saved.
     module = load(model)
@@ -109,13 +142,50 @@ def compile_model(
     from nnc.passes.pipelines import pipeline_for_level, run_pipeline
 
     spec = pipeline_for_level(opt_level, batch) if passes is None else _with_batch(passes, batch)
-    pass_report = run_pipeline(module, spec)
+    spec = _with_conv_algo(spec, conv_algo)
+    # Quantized layers use the integer kernels: pick conv algorithms after quantizing, for
+    # the convs that stay float (select-conv-algo would hide convs from the quantizer).
+    deferred_algo = ""
+    if quant not in (None, "none"):
+        spec, deferred_algo = _split_conv_algo(spec)
+    compression_lines: list[str] = []
+    if compress is not None:  # compression passes inserted before fuse-activation
+        from nnc.compress.spec import run_compressed
+        from nnc.report import compression_table
+
+        pass_report, compressed = run_compressed(module, spec, compress)
+        spec = f"{spec} + --compress {compressed.pipeline}"
+        compression_lines = compression_table(compressed.rows, compressed.nncz_bytes)
+    else:
+        pass_report = run_pipeline(module, spec)
+    if passes is None and _has_qdq(module):  # an already-quantized (QDQ) model
+        qdq_spec = "fuse-qdq,fold-qdq,dce"
+        run_pipeline(module, qdq_spec, pass_report)
+        spec = f"{spec},{qdq_spec}"
+    quant_lines: list[str] = []
+    if quant not in (None, "none"):  # after the float optimisations: ranges fit final layers
+        from nnc.quant.driver import quantize_module
+
+        qspec, quant_lines = quantize_module(
+            module, quant, calibration, report=pass_report, **quant_opts
+        )
+        if deferred_algo:
+            run_pipeline(module, deferred_algo, pass_report)
+            qspec = f"{qspec},{deferred_algo}"
+        spec = f"{spec},{qspec}"
     # 4. Native code (the backend plans memory and emits kernels for the target).
     result = None
     if build:
         from nnc.backends.llvm import build as build_native
 
-        result = build_native(module, target=tgt, prefix=prefix, opt_level=opt_level)
+        result = build_native(
+            module,
+            target=tgt,
+            prefix=prefix,
+            opt_level=opt_level,
+            threads=n_threads,
+            profile=profile,
+        )
     report = CompileReport(
         layers=layer_infos(module),
         weight_bytes_before=weight_bytes_before,
@@ -126,8 +196,77 @@ def compile_model(
         compile_seconds=time.perf_counter() - start,
         pipeline=spec,
         pass_lines=list(pass_report.lines),
+        quant_lines=quant_lines,
+        compression_lines=compression_lines,
     )
     return Compilation(module, result, report, tgt)
+
+
+def _split_conv_algo(spec: str) -> tuple[str, str]:
+    """(``spec`` without its select-conv-algo item, that item or "")."""
+    match = re.search(r",?(select-conv-algo(\{[^}]*\})?)", spec)
+    if match is None:
+        return spec, ""
+    return (spec[: match.start()] + spec[match.end() :]).strip(","), match.group(1)
+
+
+def _has_qdq(module: ModuleOp) -> bool:
+    """True when ``module`` holds quantize/dequantize ops (an imported quantized model)."""
+    from nnc.ir.ops_quant import DequantizeOp, QuantizeOp
+
+    return any(isinstance(op, QuantizeOp | DequantizeOp) for op in module.walk())
+
+
+def _quant_options(
+    quant: str | None,
+    method: str,
+    granularity: str | None,
+    group_size: int | None,
+    symmetric: bool | None,
+) -> dict[str, Any]:
+    """Check the quantization options (InvalidOptionError); keyword arguments for
+    ``nnc.quant.driver.quantize_module``."""
+    from nnc.quant.methods import METHODS
+
+    if method not in METHODS:
+        raise InvalidOptionError(
+            f"unknown --calib-method '{method}' (choose from {', '.join(METHODS)})"
+        )
+    if granularity not in (None, "", *GRANULARITIES):
+        raise InvalidOptionError(
+            f"unknown --granularity '{granularity}' (choose from {', '.join(GRANULARITIES)})"
+        )
+    if group_size is not None and (
+        isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1
+    ):
+        raise InvalidOptionError(f"--group-size must be a positive integer, got {group_size!r}")
+    if granularity == "per-group" and quant in ("int8", "int8-dynamic"):
+        raise InvalidOptionError(
+            f"--granularity per-group needs a weight-only mode (int8-weight, int4-weight), "
+            f"not --quant {quant}"
+        )
+    return {
+        "method": method,
+        "granularity": granularity or "",
+        "group_size": group_size,
+        "symmetric": None if symmetric is None else bool(symmetric),
+    }
+
+
+def _with_conv_algo(spec: str, conv_algo: str | None) -> str:
+    """``spec`` with ``select-conv-algo{algo=conv_algo}`` replacing its own or appended."""
+    if conv_algo is None:
+        return spec
+    from nnc.passes._conv_algos import ALGOS
+
+    if conv_algo not in ALGOS:
+        raise InvalidOptionError(
+            f"unknown --conv-algo '{conv_algo}' (choose from {', '.join(ALGOS)})"
+        )
+    forced = f"select-conv-algo{{algo={conv_algo}}}"
+    if "select-conv-algo" in spec:
+        return re.sub(r"select-conv-algo(\{[^}]*\})?", forced, spec)
+    return f"{spec},{forced}" if spec.strip() else forced
 
 
 def _with_batch(passes: str, batch: int) -> str:
@@ -143,11 +282,19 @@ def compile(
     opt_level: int = 3,
     quant: str | None = None,
     calibration: Any = None,
+    calib_method: str = "minmax",
+    granularity: str | None = None,
+    group_size: int | None = None,
+    symmetric: bool | None = None,
     target: str | None = None,
     mcpu: str | None = None,
     prefix: str = "nnc",
     passes: str | None = None,
     batch: int = 1,
+    conv_algo: str | None = None,
+    threads: int | None = None,
+    profile: bool = False,
+    compress: str | None = None,
 ) -> CompiledModel:
     """Compile ``model`` for this machine and load it; see ``nnc.compile``."""
     start = time.perf_counter()
@@ -162,11 +309,19 @@ def compile(
         opt_level=opt_level,
         quant=quant,
         calibration=calibration,
+        calib_method=calib_method,
+        granularity=granularity,
+        group_size=group_size,
+        symmetric=symmetric,
         target=target,
         mcpu=mcpu,
         prefix=prefix,
         passes=passes,
         batch=batch,
+        conv_algo=conv_algo,
+        threads=threads,
+        profile=profile,
+        compress=compress,
     )
     from nnc.backends.llvm import write_artifact
 
@@ -180,7 +335,11 @@ def compile(
         raise
     comp.report.compile_seconds = time.perf_counter() - start
     compiled = CompiledModel(
-        library, module=comp.module, report=comp.report, header_text=comp.build.header_text
+        library,
+        module=comp.module,
+        report=comp.report,
+        header_text=comp.build.header_text,
+        steps=comp.build.steps,
     )
     # The mapped library stays valid after its file is gone; the copy is kept for save().
     weakref.finalize(compiled, shutil.rmtree, workdir, True)
@@ -215,8 +374,10 @@ class CompiledModel:
         module: ModuleOp | None = None,
         report: CompileReport | None = None,
         header_text: str | None = None,
+        steps: Sequence[Any] | None = None,
     ):
         self._library = library
+        self._steps = list(steps) if steps is not None else None
         self.module = module
         """The nn IR after the passes (None for a model loaded with ``load_library``)."""
         self.report = report if report is not None else CompileReport()
@@ -254,6 +415,26 @@ class CompiledModel:
         return self._library.run(inputs)
 
     __call__ = run
+
+    @property
+    def num_threads(self) -> int:
+        """Threads the model's parallel loops use (1 for a library without threading)."""
+        return self._library.num_threads()
+
+    def set_num_threads(self, n: int) -> int:
+        """Use ``n`` threads (caller included; ``n < 1``: the compiled default); returns
+        the new count. Waits for a run in progress on another thread to finish."""
+        return self._library.set_num_threads(n)
+
+    def profile(self, reset: bool = False) -> ProfileTable:
+        """Per-step timing of a library built with ``profile=True`` (mean ms per run since
+        the last reset), as a table with op, node, shape, ms, % of total and GFLOP/s.
+
+        ``reset`` clears the counters after reading. Raises NNCError for a library built
+        without profiling.
+        """
+        names, ms = self._library.profile(reset)
+        return ProfileTable.build(names, ms, self._steps)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the shared library to ``path`` and its C header next to it (``.h``).

@@ -54,6 +54,10 @@ class CompileReport:
     pipeline: str = ""
     pass_lines: list[tuple[str, str]] = field(default_factory=list)
     note: str = ""
+    quant_lines: list[str] = field(default_factory=list)
+    """The quantization table and warnings (``nnc.quant.report``), when quantized."""
+    compression_lines: list[str] = field(default_factory=list)
+    """The per-layer before/after table of ``--compress`` (``compression_table``)."""
 
     @property
     def total_params(self) -> int:
@@ -98,6 +102,8 @@ class CompileReport:
     def summary_lines(self) -> list[str]:
         """The totals, memory and timing lines under the table."""
         lines = [self.note] if self.note else []
+        lines += self.quant_lines
+        lines += self.compression_lines
         if self.layers or not self.note:  # a loaded library has no per-layer data to total
             lines.append(self._totals_line())
         if self.workspace_bytes is not None:
@@ -164,7 +170,7 @@ def layer_infos(module: ModuleOp) -> list[LayerInfo]:
                 params, nbytes = params + array.size, nbytes + array.nbytes
         shape = tuple(shape_of(op.results[0]))
         rows.append(
-            LayerInfo(len(rows), op.name, _layer_name(op), shape, params, nbytes, count_macs(op))
+            LayerInfo(len(rows), op.name, layer_name(op), shape, params, nbytes, count_macs(op))
         )
     return rows
 
@@ -192,10 +198,30 @@ def _matmul_macs(op: Operation) -> int:
     return num_elements(tuple(shape_of(op.results[0]))) * shape_of(op.operands[0])[-1]
 
 
+def _wq_macs(op: Operation) -> int:
+    """Weight-only layers: output elements * the logical weight's reduction size."""
+    w_shape = op.prop("w_shape")
+    return num_elements(tuple(shape_of(op.results[0]))) * num_elements(tuple(w_shape[1:]))
+
+
+def _conv_algo_macs(op: Operation) -> int:
+    """Winograd/FFT convs count the MACs of the direct conv they compute (the usual
+    convention for GFLOP/s); the multiplications they save are in the pass report."""
+    kh, kw = (3, 3) if op.name == "nn.winograd_conv" else op.prop("kernel")
+    channels = shape_of(op.operands[0])[1]
+    return num_elements(tuple(shape_of(op.results[0]))) * channels * kh * kw
+
+
 _MAC_RULES: dict[str, Callable[[Operation], int]] = {
     "nn.conv": _conv_macs,
+    "nn.winograd_conv": _conv_algo_macs,
+    "nn.fft_conv": _conv_algo_macs,
     "nn.gemm": _gemm_macs,
     "nn.matmul": _matmul_macs,
+    "nn.qconv": _conv_macs,
+    "nn.qgemm": _matmul_macs,  # x (..., K): K = x.shape[-1]
+    "nn.wq_conv": lambda op: _wq_macs(op),
+    "nn.wq_gemm": lambda op: _wq_macs(op),
 }
 
 
@@ -207,7 +233,7 @@ def _own_weights(op: Operation) -> list[WeightAttr]:
     return _weights_of(op) if isinstance(op, NNOp) else []
 
 
-def _layer_name(op: Operation) -> str:
+def layer_name(op: Operation) -> str:
     """The ONNX node name when the importer recorded one, else empty."""
     for key in ("nn.name", "onnx.name"):
         attr = op.attributes.get(key)
@@ -236,3 +262,124 @@ def human_count(n: int) -> str:
         if n >= scale:
             return f"{n / scale:.2f} {unit}"
     return str(n)
+
+
+# -- compression (--compress): per-layer before/after ------------------------------------
+
+
+@dataclass(frozen=True)
+class CompressionRow:
+    """One weight layer (by node name) before and after the compression passes.
+
+    ``rank`` is the factorization rank (``nn.rank`` on factorized ops; 0: not
+    factorized); ``sparsity`` the fraction of zero weights after; ``distinct`` the most
+    distinct non-zero values of one weight after (weight sharing), 0 if not shared.
+    """
+
+    name: str
+    op: str
+    params_before: int
+    params_after: int
+    macs_before: int
+    macs_after: int
+    sparsity: float
+    rank: str
+    distinct: int
+
+
+def _weight_stats(module: ModuleOp) -> dict[str, list]:
+    """name -> [op, params, macs, zeros, ranks, distinct] of every MAC op after passes."""
+    from xdsl.dialects.builtin import IntegerAttr
+
+    stats: dict[str, list] = {}
+    for op in main_func(module).body.blocks[0].ops:
+        if op.name not in _MAC_RULES:
+            continue
+        name = layer_name(op) or f"{op.name}@{len(stats)}"
+        row = stats.setdefault(name, [op.name, 0, 0, 0, [], 0])
+        row[2] += count_macs(op)
+        for v in op.operands[1:]:
+            if isinstance(v.owner, ConstantOp):
+                arr = v.owner.prop("value").array
+                row[1] += arr.size
+                if arr.ndim >= 2:
+                    row[3] += int(arr.size - _count_nonzero(arr))
+                    distinct = len(set(arr[arr != 0].tolist())) if arr.size <= 1 << 20 else 0
+                    row[5] = max(row[5], distinct)
+        rank = op.attributes.get("nn.rank")
+        if isinstance(rank, IntegerAttr):
+            row[4].append(str(rank.value.data))
+    return stats
+
+
+def _count_nonzero(arr) -> int:
+    import numpy as np
+
+    return int(np.count_nonzero(arr))
+
+
+def compression_rows(before: list[LayerInfo], module: ModuleOp) -> list[CompressionRow]:
+    """Rows for every MAC layer of ``before`` (layer infos taken before compression),
+    matched by node name with the ops of ``module`` after it (a factorized layer's ops
+    share the original name); layers without a name are matched in order."""
+    after = _weight_stats(module)
+    rows = []
+    for info in before:
+        if info.op not in _MAC_RULES:
+            continue
+        key = info.name
+        if not key:
+            key = next((k for k in after if k.startswith(f"{info.op}@")), "")
+        op, params, macs, zeros, ranks, distinct = after.pop(key, [info.op, 0, 0, 0, [], 0])
+        shared = distinct if distinct and distinct <= 256 and params > 256 else 0
+        rows.append(
+            CompressionRow(
+                info.name,
+                info.op,
+                info.params,
+                params,
+                info.macs,
+                macs,
+                zeros / params if params else 0.0,
+                "/".join(dict.fromkeys(ranks)) or "-",
+                shared,
+            )
+        )
+    return rows
+
+
+def compression_table(rows: list[CompressionRow], nncz_bytes: int | None = None) -> list[str]:
+    """The ``--compress`` report: per layer params/MACs before -> after, sparsity, rank,
+    shared values; totals; and the Deep-Compression-style ratio of the nncz file."""
+    header = ("layer", "op", "params", "MACs", "sparsity", "rank", "values")
+    body = [
+        (
+            r.name or "?",
+            r.op,
+            f"{r.params_before:,} -> {r.params_after:,}",
+            f"{human_count(r.macs_before)} -> {human_count(r.macs_after)}",
+            f"{r.sparsity:.0%}",
+            r.rank,
+            str(r.distinct) if r.distinct else "-",
+        )
+        for r in rows
+    ]
+    table = [header, *body]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines = ["compression (--compress):"]
+    lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
+    pb, pa = sum(r.params_before for r in rows), sum(r.params_after for r in rows)
+    mb, ma = sum(r.macs_before for r in rows), sum(r.macs_after for r in rows)
+    nz = sum(r.params_after * (1 - r.sparsity) for r in rows)
+    lines.append(
+        f"  weights: {pb:,} -> {pa:,} params ({int(nz):,} non-zero); "
+        f"MACs: {human_count(mb)} -> {human_count(ma)}"
+        + (f" ({1 - ma / mb:.0%} fewer)" if mb else "")
+    )
+    if nncz_bytes is not None:
+        lines.append(
+            f"  nncz (pruning + sharing + Huffman): {human_bytes(nncz_bytes)} of weights vs "
+            f"{human_bytes(pb * 4)} dense float32 before: {pb * 4 / max(nncz_bytes, 1):.1f}x "
+            f"smaller"
+        )
+    return lines

@@ -165,7 +165,8 @@ def test_concurrent_runs_agree(compiled):
 @pytest.mark.parametrize(
     "options, error, message",
     [
-        ({"quant": "int8"}, InvalidOptionError, r"--quant int8 is not supported yet"),
+        ({"quant": "int8", "granularity": "per-group"}, InvalidOptionError, r"per-group"),
+        ({"quant": "int8", "calib_method": "kl"}, InvalidOptionError, r"--calib-method"),
         ({"quant": "int3"}, InvalidOptionError, r"unknown --quant mode 'int3'"),
         ({"opt_level": 7}, InvalidOptionError, r"-O7"),
         ({"prefix": "1net"}, InvalidOptionError, r"not a C identifier"),

@@ -1,8 +1,10 @@
 """``nnc``: compile an ONNX model to a native library (or another artifact).
 
-    nnc MODEL.onnx [-O0|-O1|-O2|-O3] [--quant {none,int8}] [--calibration DATA.npz]
+    nnc MODEL.onnx [-O0|-O1|-O2|-O3] [--quant MODE] [--calibration DATA.npz]
+        [--calib-method M] [--granularity G] [--group-size N] [--symmetric|--asymmetric]
         [--target TRIPLE] [--mcpu CPU] [--prefix NAME] [--emit KIND] [-o OUT]
-        [--report] [--passes SPEC] [--batch N]
+        [--report] [--passes SPEC] [--batch N] [--conv-algo ALGO] [--threads N] [--profile]
+        [--compress SPEC]
 
 Default output, in the current directory: ``lib<stem>.so`` (``--emit so``, plus
 ``lib<stem>.h`` next to it), ``lib<stem>.a`` (static, plus its ``.h``), ``lib<stem>.h``
@@ -36,6 +38,8 @@ EMIT_KINDS: dict[str, tuple[str, bool]] = {
     "llvm": (".ll", False),
     "mlir": (".mlir", False),
     "header": (".h", True),
+    "nncz": (".nncz", False),
+    "onnx": (".onnx", False),  # ONNX (QDQ form for quantized models), docs/quantization.md
 }
 #: Kinds whose C header is written next to them.
 _WITH_HEADER = ("so", "static")
@@ -80,12 +84,46 @@ def _arg_parser() -> _Parser:
         "--quant",
         choices=QUANT_MODES,
         default="none",
-        help="quantize weights and activations (default none)",
+        help="quantize: int8 (static, calibrated), int8-dynamic, int8-weight, int4-weight, "
+        "fp16, bf16 (default none); see docs/quantization.md",
     )
     p.add_argument(
         "--calibration",
         metavar="DATA.npz",
         help="calibration inputs for --quant (arrays keyed by input name)",
+    )
+    p.add_argument(
+        "--calib-method",
+        choices=("minmax", "percentile", "entropy", "mse"),
+        default="minmax",
+        help="activation range selection for --quant int8 (default minmax)",
+    )
+    p.add_argument(
+        "--granularity",
+        choices=("per-tensor", "per-channel", "per-group"),
+        default=None,
+        help="weight scale granularity (default per-channel; per-group for int4-weight)",
+    )
+    p.add_argument(
+        "--group-size",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="weights per group with per-group granularity (default 128 for int4-weight, else 32)",
+    )
+    sym = p.add_mutually_exclusive_group()
+    sym.add_argument(
+        "--symmetric",
+        dest="symmetric",
+        action="store_true",
+        default=None,
+        help="s8 activations with zero point 0 (default: u8 with a zero point)",
+    )
+    sym.add_argument(
+        "--asymmetric",
+        dest="symmetric",
+        action="store_false",
+        help="weight-only int weights with zero points (default: symmetric weights)",
     )
     p.add_argument("--target", metavar="TRIPLE", help="target triple (default: this machine)")
     p.add_argument("--mcpu", metavar="CPU", help="target CPU, optionally with +feature items")
@@ -108,6 +146,33 @@ def _arg_parser() -> _Parser:
     p.add_argument("--passes", metavar="SPEC", help="pass pipeline replacing the -O level's")
     p.add_argument(
         "--batch", type=_positive_int, default=1, metavar="N", help="batch size (default 1)"
+    )
+    p.add_argument(
+        "--conv-algo",
+        choices=("auto", "autotune", "direct", "im2col", "winograd2", "winograd4", "fft"),
+        default=None,
+        help="convolution algorithm: cost model (auto), measured (autotune) or forced "
+        "(default: what the -O level does)",
+    )
+    p.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="threads of the generated code (default: all cores of the machine running it; "
+        "1: no threading code)",
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="time every op; read the table with PFX_profile() / CompiledModel.profile()",
+    )
+    p.add_argument(
+        "--compress",
+        metavar="SPEC",
+        help="compress the weights, e.g. 'prune=0.8,cluster=4bit,huffman' or 'channels=0.25' "
+        "(items: channels=R, lowrank=R, energy=E, prune=S, scope=, pattern=, cluster=Bbit, "
+        "sparse, huffman); --emit nncz writes the compressed model file",
     )
     return p
 
@@ -147,7 +212,15 @@ def _write_outputs(comp, kind: str, out: str) -> list[str]:
         moves = []
         for what, final in _planned_files(out, kind):
             tmp = os.path.join(staging, os.path.basename(final))
-            if what == "mlir":
+            if what == "nncz":
+                from nnc.compress import nncz
+
+                nncz.save(comp.module, tmp)
+            elif what == "onnx":
+                from nnc.frontends.onnx.export_qdq import save_qdq
+
+                save_qdq(comp.module, tmp)
+            elif what == "mlir":
                 save_text(comp.module, tmp)
                 if os.path.exists(sidecar_path(tmp)):
                     moves.append((sidecar_path(tmp), sidecar_path(final)))
@@ -196,12 +269,20 @@ def _run(args: argparse.Namespace) -> int:
         opt_level=args.opt_level,
         quant=args.quant,
         calibration=args.calibration,
+        calib_method=args.calib_method,
+        granularity=args.granularity,
+        group_size=args.group_size,
+        symmetric=args.symmetric,
         target=args.target,
         mcpu=args.mcpu,
         prefix=args.prefix,
         passes=args.passes,
         batch=args.batch,
-        build=args.emit != "mlir",
+        build=args.emit not in ("mlir", "nncz", "onnx"),
+        conv_algo=args.conv_algo,
+        threads=args.threads,
+        profile=args.profile,
+        compress=args.compress,
     )
     _write_outputs(comp, args.emit, out)
     if args.report:

@@ -20,7 +20,9 @@ from nnc.ir.ops_compute import (
     MatMulOp,
     MaxPoolOp,
 )
+from nnc.ir.ops_conv_algos import FFTConvOp, WinogradConvOp
 from nnc.ir.ops_elementwise import BINARY_OPS, UNARY_OPS
+from nnc.ir.ops_quant import QUANT_OPS
 from nnc.ir.ops_shape import (
     ConcatOp,
     LogSoftmaxOp,
@@ -33,11 +35,14 @@ from nnc.ir.ops_shape import (
     SoftmaxOp,
     TransposeOp,
 )
+from nnc.ir.ops_sparse import SPARSE_OPS
 from nnc.ir.weights import WeightAttr
 
 NN_OPS = [
     ConstantOp,
     ConvOp,
+    WinogradConvOp,
+    FFTConvOp,
     GemmOp,
     MatMulOp,
     BatchNormOp,
@@ -59,6 +64,8 @@ NN_OPS = [
     ReduceMeanOp,
     ReduceSumOp,
     ReduceMaxOp,
+    *QUANT_OPS,
+    *SPARSE_OPS,
 ]
 
 NN = Dialect("nn", NN_OPS, [WeightAttr])

@@ -17,6 +17,7 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation, SSAValue
 
 from nnc.ir import ops_compute as oc
+from nnc.ir import ops_conv_algos as oca
 from nnc.ir import ops_shape as osh
 from nnc.ir.builder import io_names, main_func
 from nnc.ir.nn_base import TensorSpec
@@ -138,6 +139,29 @@ def _conv(op: oc.ConvOp, x, w, *extra) -> np.ndarray:
     return _epilogue(op, y.astype(np.float32))
 
 
+def _conv_epilogue(op: Operation, y: np.ndarray, extra) -> np.ndarray:
+    """``act(y + bias + residual)`` for conv-like ops with optional bias/residual."""
+    extras = iter(extra)
+    if op.operand_named("bias") is not None:
+        y = y + next(extras).astype(np.float64).reshape(1, -1, 1, 1)
+    if op.operand_named("residual") is not None:
+        y = y + next(extras)
+    return _epilogue(op, y.astype(np.float32))
+
+
+@_impl(oca.WinogradConvOp)
+def _winograd_conv(op: oca.WinogradConvOp, x, u, *extra) -> np.ndarray:
+    # The real algorithm (float64) on the stored transformed weights.
+    y = oca.winograd_reference(x, u, op.prop("tile"), op.prop("pads"))
+    return _conv_epilogue(op, y, extra)
+
+
+@_impl(oca.FFTConvOp)
+def _fft_conv(op: oca.FFTConvOp, x, wf, *extra) -> np.ndarray:
+    y = oca.fft_reference(x, wf, op.prop("kernel"), op.prop("pads"), op.prop("fft_shape"))
+    return _conv_epilogue(op, y, extra)
+
+
 @_impl(oc.GemmOp)
 def _gemm(op: oc.GemmOp, a, b, c=None) -> np.ndarray:
     a64 = a.astype(np.float64).T if op.prop("trans_a") else a.astype(np.float64)
@@ -190,7 +214,7 @@ def _pool_windows(op, x: np.ndarray, fill: float):
 
 @_impl(oc.MaxPoolOp)
 def _max_pool(op, x) -> np.ndarray:
-    out = np.empty(_pool_out_shape(op, x), np.float32)
+    out = np.empty(_pool_out_shape(op, x), x.dtype)  # i8/u8 too (quantized models)
     for i, j, win, inside in _pool_windows(op, x, -np.inf):
         out[:, :, i, j] = np.where(inside == 2, win, -np.inf).max(axis=(2, 3))
     return out
@@ -344,3 +368,8 @@ def interpret(
         for value, arr in zip(op.results, evaluate_op(op, [env[v] for v in op.operands])):
             env[value] = arr
     raise ValueError("main has no func.return")
+
+
+# Quantized ops live in their own file; importing it registers them in _IMPLS.
+from nnc.ir import interpret_quant as _interpret_quant  # noqa: E402, F401
+from nnc.ir import interpret_sparse as _interpret_sparse  # noqa: E402, F401

@@ -25,6 +25,7 @@ from xdsl.ir import Attribute, SSAValue
 
 DYNAMIC = DYNAMIC_INDEX
 u8 = IntegerType(8, Signedness.UNSIGNED)
+u16 = IntegerType(16, Signedness.UNSIGNED)  # bf16 weight storage (raw bits)
 
 _DTYPE_TO_ELEMENT: dict[str, Attribute] = {
     "f32": f32,
@@ -33,6 +34,7 @@ _DTYPE_TO_ELEMENT: dict[str, Attribute] = {
     "i32": i32,
     "i8": i8,
     "u8": u8,
+    "u16": u16,
     "bool": i1,
 }
 _DTYPE_TO_NUMPY = {
@@ -42,6 +44,7 @@ _DTYPE_TO_NUMPY = {
     "i32": np.int32,
     "i8": np.int8,
     "u8": np.uint8,
+    "u16": np.uint16,
     "bool": np.bool_,
 }
 _NUMPY_TO_DTYPE = {np.dtype(v): k for k, v in _DTYPE_TO_NUMPY.items()}

@@ -9,25 +9,49 @@ from __future__ import annotations
 
 from xdsl.passes import ModulePass
 
+from nnc.passes.calibrate import CalibratePass
 from nnc.passes.canonicalize import CanonicalizePass
+from nnc.passes.cluster import ClusterPass
 from nnc.passes.cse import CommonSubexpressionEliminationPass
 from nnc.passes.dce import DeadCodeEliminationPass
+from nnc.passes.fft_conv import FFTConvPass
 from nnc.passes.fold_batchnorm import FoldBatchNormPass
 from nnc.passes.fold_constants import FoldConstantsPass
 from nnc.passes.fold_mul_into_conv import FoldMulIntoConvPass
+from nnc.passes.fold_qdq import FoldQDQPass
 from nnc.passes.fuse_activation import FuseActivationPass
+from nnc.passes.fuse_qdq import FuseQDQPass
+from nnc.passes.low_rank import LowRankPass
+from nnc.passes.prune import PrunePass
+from nnc.passes.prune_channels import PruneChannelsPass
+from nnc.passes.quantize import QuantizePass
 from nnc.passes.report import PassReport
+from nnc.passes.select_conv_algo import SelectConvAlgoPass
+from nnc.passes.sparse_kernels import SparseKernelsPass
 from nnc.passes.specialize_shapes import SpecializeShapesPass
+from nnc.passes.winograd_conv import WinogradConvPass
 
 PASSES: dict[str, type[ModulePass]] = {
+    "calibrate": CalibratePass,
     "canonicalize": CanonicalizePass,
+    "cluster": ClusterPass,
     "cse": CommonSubexpressionEliminationPass,
     "dce": DeadCodeEliminationPass,
+    "fft-conv": FFTConvPass,
     "fold-batchnorm": FoldBatchNormPass,
     "fold-constants": FoldConstantsPass,
     "fold-mul-into-conv": FoldMulIntoConvPass,
+    "fold-qdq": FoldQDQPass,
     "fuse-activation": FuseActivationPass,
+    "fuse-qdq": FuseQDQPass,
+    "low-rank": LowRankPass,
+    "prune": PrunePass,
+    "prune-channels": PruneChannelsPass,
+    "quantize": QuantizePass,
+    "select-conv-algo": SelectConvAlgoPass,
+    "sparse-kernels": SparseKernelsPass,
     "specialize-shapes": SpecializeShapesPass,
+    "winograd-conv": WinogradConvPass,
 }
 
 __all__ = ["PASSES", "PassReport"]

@@ -9,7 +9,8 @@ is the documentation:
 * -O1: + fold constant subgraphs, simplify algebraic no-ops, drop dead code.
 * -O2: + merge duplicates (so equal constants are shared), fold batch norms and
   per-channel scales into the conv/gemm weights.
-* -O3: + fuse bias/residual adds and activations into conv/gemm epilogues, then tidy.
+* -O3: + fuse bias/residual adds and activations into conv/gemm epilogues, choose each
+  conv's algorithm (direct / Winograd / FFT) by cost model, then tidy.
 """
 
 from __future__ import annotations
@@ -58,6 +59,10 @@ PIPELINES: dict[int, str] = {
             "fold-batchnorm",
             "fold-mul-into-conv",
             "fuse-activation",  # bias/residual add + activation into the epilogue
+            # per-layer conv algorithm by cost model, after fusion (the Winograd/FFT ops
+            # carry the fused epilogue); conservative: direct unless 25% cheaper.
+            # ResNet-18 224: picks Winograd for the 56x56/28x28/14x14 3x3 layers.
+            "select-conv-algo",
             "canonicalize",
             "dce",
         ]

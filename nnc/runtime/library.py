@@ -104,6 +104,15 @@ class NativeLibrary:
             "run_with_workspace", ctypes.c_int32, ctypes.c_void_p, _VOIDP_ARRAY, _VOIDP_ARRAY
         )
         self.workspace_size = int(self._function("workspace_size", ctypes.c_size_t)())
+        self._set_threads = self._optional("set_num_threads", ctypes.c_int32, ctypes.c_int32)
+        self._get_threads = self._optional("num_threads", ctypes.c_int32)
+        self._profile = self._optional(
+            "profile",
+            ctypes.c_int32,
+            ctypes.POINTER(ctypes.c_char_p),
+            ctypes.POINTER(ctypes.c_double),
+        )
+        self._profile_reset = self._optional("profile_reset", None)
         self.inputs = self._read_infos("input")
         self.outputs = self._read_infos("output")
 
@@ -137,6 +146,38 @@ class NativeLibrary:
         fn.restype = restype
         fn.argtypes = list(argtypes)
         return fn
+
+    def _optional(self, suffix: str, restype, *argtypes):
+        """An ABI function newer libraries export, or None."""
+        try:
+            return self._function(suffix, restype, *argtypes)
+        except ModelLoadError:
+            return None
+
+    def num_threads(self) -> int:
+        """``PFX_num_threads()`` (1 for libraries that predate the threading ABI)."""
+        return int(self._get_threads()) if self._get_threads else 1
+
+    def set_num_threads(self, n: int) -> int:
+        """``PFX_set_num_threads(n)``; returns the new count."""
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise NNCError(f"set_num_threads needs an int, got {n!r}")
+        return int(self._set_threads(max(min(n, 1 << 20), -1))) if self._set_threads else 1
+
+    def profile(self, reset: bool = False) -> tuple[list[str], list[float]]:
+        """Step names and mean ms per run from ``PFX_profile`` (NNCError if not built so)."""
+        if self._profile is None:
+            raise NNCError(
+                f"{self.path} was built without profiling (compile with profile=True / --profile)"
+            )
+        count = int(self._profile(None, None))
+        names = (ctypes.c_char_p * max(count, 1))()
+        ms = (ctypes.c_double * max(count, 1))()
+        self._profile(names, ms)
+        if reset:
+            self._profile_reset()
+        decoded = [(names[i] or b"").decode("utf-8", "replace") for i in range(count)]
+        return decoded, list(ms[:count])
 
     def _read_infos(self, kind: str) -> list[TensorInfo]:
         count = self._function(f"num_{kind}s", ctypes.c_int32)()

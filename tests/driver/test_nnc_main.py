@@ -150,7 +150,12 @@ BAD_OPTIONS = {
     "--batch 0": (["--batch", "0"], 2, "expected a positive integer, got '0'"),
     "--quant int4": (["--quant", "int4"], 2, "argument --quant: invalid choice: 'int4'"),
     "--target sparc": (["--target", "sparc-unknown"], 1, "unknown target 'sparc-unknown'"),
-    "--quant int8": (["--quant", "int8"], 1, "--quant int8 is not supported yet"),
+    "--calib-method": (["--quant", "int8", "--calib-method", "kl"], 2, "invalid choice: 'kl'"),
+    "--granularity": (
+        ["--quant", "int8", "--granularity", "per-group"],
+        1,
+        "--granularity per-group needs a weight-only mode",
+    ),
     "--prefix": (["--prefix", "my-net"], 1, "'my-net' is not a C identifier"),
     "--passes": (["--passes", "fold-everything"], 1, "unknown pass 'fold-everything'"),
     "--calibration": (["--calibration", "data.npz"], 1, "--calibration is only used with"),

@@ -85,7 +85,7 @@ def test_spec_parsing_builds_passes_with_options():
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ("no-such-pass", "unknown pass 'no-such-pass' (known: canonicalize, cse, dce,"),
+        ("no-such-pass", "unknown pass 'no-such-pass' (known: "),
         ("dce{x=1}", "pass 'dce' has no option 'x' (options: none)"),
         ("specialize-shapes{batch=two}", "option 'batch' expects int, got 'two'"),
         ("specialize-shapes{batch}", "option 'batch' expects int, got 'nothing'"),

@@ -9,7 +9,13 @@ Contents (``PFX`` is the symbol prefix):
   bytes, then calls the kernels in order with pointers into the caller's inputs and
   outputs, the weights and the workspace (offsets from ``plan.py``);
 * ``PFX_run`` over a static zero-initialised workspace (not reentrant);
-* the introspection functions of DESIGN.md (sizes, names, ranks, shapes, dtypes).
+* the introspection functions of DESIGN.md (sizes, names, ranks, shapes, dtypes);
+* ``PFX_set_num_threads``/``PFX_num_threads`` and, when kernels have parallel loops and
+  ``threads != 1``, the thread pool (``threadpool.py``); with ``threads == 1`` no
+  threading code at all and both functions return 1;
+* with ``profile``: ``clock_gettime`` around every kernel call, accumulated per step into
+  a static table read by ``PFX_profile(names, ms)`` / reset by ``PFX_profile_reset()``
+  (``profile.py``); without it, no timing code.
 
 Return codes of the run functions: 0 ok, 1 null workspace (when one is needed), 2 null
 ``inputs`` or input pointer, 3 null ``outputs`` or output pointer. Every symbol other
@@ -26,9 +32,13 @@ from llvmlite import ir
 
 from nnc.backends.llvm.loops import F32_PTR, I8, I8_PTR, I32, I64
 from nnc.backends.llvm.lower import emitter_function
-from nnc.backends.llvm.plan import ALIGNMENT, WorkspacePlan, plan_workspace
+from nnc.backends.llvm.parallel import set_module_threads, uses_threads
+from nnc.backends.llvm.plan import ALIGNMENT, WorkspacePlan, align_up, plan_workspace
+from nnc.backends.llvm.profile import PROFILE_FUNCTIONS, Profiler
 from nnc.backends.llvm.program import Buffer, IOSpec, KernelSpec, LoweredModel
 from nnc.backends.llvm.targets import Target
+from nnc.backends.llvm.threadpool import MAX_THREADS, emit_single_thread_api, emit_thread_pool
+from nnc.backends.llvm.weights_obj import EXTERNAL_WEIGHTS_MIN_BYTES
 from nnc.errors import UnsupportedOpError
 
 ERR_NULL_WORKSPACE = 1
@@ -50,6 +60,8 @@ API_FUNCTIONS = (
     "output_shape",
     "input_dtype",
     "output_dtype",
+    "set_num_threads",
+    "num_threads",
 )
 
 _HEX_ESCAPES = np.array([b"\\%02X" % i for i in range(256)], dtype="S3")
@@ -80,6 +92,8 @@ class GeneratedModule:
     workspace_size: int
     kernel_count: int
     weight_bytes: int
+    weights_blob: bytes | None = None
+    weights_symbol: str = ""
 
 
 def _private_global(module: ir.Module, name: str, init: ir.Constant, align: int = 0):
@@ -94,15 +108,30 @@ def _private_global(module: ir.Module, name: str, init: ir.Constant, align: int 
 
 
 class _Codegen:
-    def __init__(self, model: LoweredModel, target: Target, prefix: str):
+    def __init__(
+        self,
+        model: LoweredModel,
+        target: Target,
+        prefix: str,
+        threads: int,
+        profile: bool,
+        external_weights: bool = False,
+    ):
         self.model, self.target, self.prefix = model, target, prefix
+        self.threads = 1 if target.object_only else threads
+        self.profile = profile
         self.module = ir.Module(name=prefix)
+        set_module_threads(self.module, self.threads)
         self.module.triple = target.triple
+        self.module.nnc_target = target  # int8 kernels pick their ISA from it (qisa.py)
         self.module.data_layout = str(target.target_machine().target_data)
         self.size_t = ir.IntType(target.pointer_bits)
         self.kernels: dict[KernelSpec, ir.Function] = {}
         self.scratch: dict[KernelSpec, int] = {}
-        self.weights: list[ir.GlobalVariable] = []
+        self.weights: list[ir.Value] = []  # one [n x i8]* constant per weight
+        self.weight_bytes = 0
+        self.weights_blob: bytes | None = None
+        self.external_weights = external_weights and not target.object_only
 
     def api(self, name: str, ret: ir.Type, args: list[ir.Type]) -> ir.Function:
         fn = ir.Function(self.module, ir.FunctionType(ret, args), f"{self.prefix}_{name}")
@@ -111,6 +140,7 @@ class _Codegen:
 
     def generate(self) -> GeneratedModule:
         self.emit_kernels()
+        self.emit_threading()
         plan = plan_workspace(self.model, lambda k: self.scratch[k])
         self.emit_weights()
         ws_size = plan.peak_bytes + (ALIGNMENT - 1 if plan.peak_bytes else 0)
@@ -123,7 +153,9 @@ class _Codegen:
             plan,
             ws_size,
             len(self.kernels),
-            sum(len(g.initializer.data) for g in self.weights),
+            self.weight_bytes,
+            self.weights_blob,
+            self.weights_symbol,
         )
 
     # -- kernels and weights ---------------------------------------------------------
@@ -146,9 +178,48 @@ class _Codegen:
             self.kernels[spec] = kfn.fn
             self.scratch[spec] = kfn.scratch_bytes
 
+    def emit_threading(self) -> None:
+        """The pool when some kernel has a parallel loop, else the single-thread API."""
+        if self.threads != 1 and uses_threads(self.module):
+            emit_thread_pool(
+                self.module,
+                self.prefix,
+                size_bits=self.target.pointer_bits,
+                arch=self.target.arch,
+                default_threads=min(self.threads, MAX_THREADS),
+            )
+        else:
+            emit_single_thread_api(self.module, self.prefix)
+
+    @property
+    def weights_symbol(self) -> str:
+        return f"{self.prefix}.weights" if self.weights_blob is not None else ""
+
     def emit_weights(self) -> None:
-        for i, arr in enumerate(self.model.weights):
-            data = np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<"), copy=False)
+        """One private constant per weight, or (large models, ``external_weights``) one
+        ``external hidden`` blob defined by a separate object (``weights_obj.py``)."""
+        arrays = [
+            np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<"), copy=False)
+            for a in self.model.weights
+        ]
+        self.weight_bytes = sum(a.nbytes for a in arrays)
+        if self.external_weights and self.weight_bytes >= EXTERNAL_WEIGHTS_MIN_BYTES:
+            offsets, total = [], 0
+            for a in arrays:
+                offsets.append(total)
+                total = align_up(total + a.nbytes)
+            blob = np.zeros(total, np.uint8)
+            for a, off in zip(arrays, offsets, strict=True):
+                blob[off : off + a.nbytes] = np.frombuffer(a.tobytes(), np.uint8)
+            self.weights_blob = blob.tobytes()
+            gv = ir.GlobalVariable(self.module, ir.ArrayType(I8, total), self.weights_symbol)
+            gv.storage_class = "hidden"
+            gv.global_constant = True
+            gv.align = 64
+            zero = ir.Constant(I32, 0)
+            self.weights = [gv.gep([zero, ir.Constant(I64, off)]) for off in offsets]
+            return
+        for i, data in enumerate(arrays):
             self.weights.append(
                 _private_global(self.module, f"{self.prefix}.w{i}", RawBytes(data.tobytes()), 64)
             )
@@ -172,13 +243,22 @@ class _Codegen:
                 return b.bitcast(self.weights[buf.index], F32_PTR)
             return b.bitcast(b.gep(base, [ir.Constant(I64, plan.offset_of(buf))]), F32_PTR)
 
+        profiler = None
+        if self.profile:
+            profiler = Profiler(self.module, self.prefix, self.target, self.model)
         for t, step in enumerate(self.model.steps):
             kfn = self.kernels[step.kernel]
             args = [pointer(x) for x in (*step.inputs, *step.outputs)]
             if len(kfn.args) == len(args) + 1:  # the kernel takes scratch
                 off = plan.scratch_offsets.get(t, 0)
                 args.append(b.gep(base, [ir.Constant(I64, off)]))
+            start = profiler.now(b) if profiler else None
             b.call(kfn, args)
+            if profiler:
+                profiler.add(b, t, start)
+        if profiler:
+            profiler.finish_run(b)
+            profiler.emit_api()
         b.ret(ir.Constant(I32, 0))
         return fn
 
@@ -295,10 +375,13 @@ class _Codegen:
 
     def internalize(self) -> None:
         """Give every non-API definition internal linkage (no clashes across prefixes)."""
-        public = {f"{self.prefix}_{n}" for n in API_FUNCTIONS}
+        names = API_FUNCTIONS + (PROFILE_FUNCTIONS if self.profile else ())
+        public = {f"{self.prefix}_{n}" for n in names}
         for gv in self.module.global_values:
-            if gv.name in public:
+            if gv.name in public or gv.name.startswith("llvm."):
                 continue
+            if isinstance(gv, ir.GlobalVariable) and gv.initializer is None:
+                continue  # a declaration (the external weights blob)
             if isinstance(gv, ir.Function):
                 if not gv.is_declaration:
                     gv.linkage = "internal"
@@ -306,6 +389,22 @@ class _Codegen:
                 gv.linkage = "internal"
 
 
-def generate_module(model: LoweredModel, target: Target, prefix: str) -> GeneratedModule:
-    """The LLVM IR of ``model`` for ``target`` with C ABI symbols ``prefix_*``."""
-    return _Codegen(model, target, prefix).generate()
+def generate_module(
+    model: LoweredModel,
+    target: Target,
+    prefix: str,
+    *,
+    threads: int = 1,
+    profile: bool = False,
+    external_weights: bool = False,
+) -> GeneratedModule:
+    """The LLVM IR of ``model`` for ``target`` with C ABI symbols ``prefix_*``.
+
+    ``threads``: 1 = serial code, no threading; N > 1 = a pool of N threads (caller
+    included) by default; 0 = all CPUs of the running process. Bare-metal targets are
+    always serial. ``profile`` adds per-step timing (see the module docstring).
+    ``external_weights``: models with at least ``EXTERNAL_WEIGHTS_MIN_BYTES`` of weights
+    (hosted targets) reference one blob ``PFX.weights`` defined by a separate object;
+    ``GeneratedModule.weights_blob`` holds its bytes.
+    """
+    return _Codegen(model, target, prefix, threads, profile, external_weights).generate()

@@ -4,7 +4,8 @@
 and emits an object in process. Bare-metal (``object_only``) targets compile in a child
 Python process instead, because some intrinsics abort LLVM on Cortex-M and an abort must
 not take the caller down. ``link_shared`` runs the target's C compiler
-(``cc -shared -o lib.so obj.o -lm``); ``archive_static`` runs ``ar rcs``. A missing cross
+(``cc -shared -o lib.so obj.o [weights.o] -lm -lpthread``); ``archive_static`` runs
+``ar rcs``; ``merge_objects`` runs ``cc -r`` (one relocatable object from several). A missing cross
 toolchain raises ``TargetError`` naming the Debian package to install.
 
 ``python -m nnc.backends.llvm.link`` is the child-process entry (not a user command).
@@ -139,29 +140,62 @@ def _run(cmd: list[str], what: str) -> None:
         raise NNCError(f"{what} failed ({' '.join(cmd)}): {proc.stderr.strip()}")
 
 
-def link_shared(object_bytes: bytes, out_path: str | os.PathLike, target: Target) -> None:
-    """Link ``object_bytes`` into the shared library ``out_path`` with the target's cc."""
+def _write_objects(tmp: str, objects: list[bytes], stem: str = "model") -> list[str]:
+    paths = []
+    for i, data in enumerate(objects):
+        path = Path(tmp, f"{stem}.o" if i == 0 else f"{stem}{i}.o")
+        path.write_bytes(data)
+        paths.append(str(path))
+    return paths
+
+
+def link_shared(
+    object_bytes: bytes,
+    out_path: str | os.PathLike,
+    target: Target,
+    extra_objects: tuple[bytes, ...] = (),
+) -> None:
+    """Link ``object_bytes`` (plus ``extra_objects``, e.g. the weights object) into the
+    shared library ``out_path`` with the target's cc (``-lm -lpthread``)."""
     if target.object_only:
         raise TargetError(
             f"{target.name} is a bare-metal target: emit 'obj' or 'static', not a shared library"
         )
     cc = _tool(target.cc, target, "C compiler")
     with tempfile.TemporaryDirectory(prefix="nnc-link-") as tmp:
-        obj = Path(tmp, "model.o")
-        obj.write_bytes(object_bytes)
-        _run([cc, "-shared", "-o", os.fspath(out_path), str(obj), "-lm"], "linking")
+        objs = _write_objects(tmp, [object_bytes, *extra_objects])
+        cmd = [cc, "-shared", "-o", os.fspath(out_path), *objs, "-lm", "-lpthread"]
+        _run(cmd, "linking")
+
+
+def merge_objects(objects: list[bytes], out_path: str | os.PathLike, target: Target) -> None:
+    """One relocatable object from several (``cc -r``), for ``--emit obj``."""
+    cc = _tool(target.cc, target, "C compiler")
+    with tempfile.TemporaryDirectory(prefix="nnc-ld-r-") as tmp:
+        objs = _write_objects(tmp, objects)
+        _run([cc, "-r", "-nostdlib", "-o", os.fspath(out_path), *objs], "merging objects")
 
 
 def archive_static(
-    object_bytes: bytes, out_path: str | os.PathLike, target: Target, member: str = "model.o"
+    object_bytes: bytes,
+    out_path: str | os.PathLike,
+    target: Target,
+    member: str = "model.o",
+    extra_objects: tuple[bytes, ...] = (),
 ) -> None:
-    """Write the static archive ``out_path`` holding the object as ``member``."""
+    """Write the static archive ``out_path`` holding the object as ``member`` (and each
+    of ``extra_objects`` as ``<member stem>.<i>.o``)."""
     ar = shutil.which(target.ar) or shutil.which("llvm-ar") or _tool("ar", target, "archiver")
     with tempfile.TemporaryDirectory(prefix="nnc-ar-") as tmp:
         obj = Path(tmp, member)
         obj.write_bytes(object_bytes)
+        paths = [str(obj)]
+        for i, data in enumerate(extra_objects, 1):
+            extra = Path(tmp, f"{obj.stem}.{i}.o")
+            extra.write_bytes(data)
+            paths.append(str(extra))
         Path(out_path).unlink(missing_ok=True)  # ar appends to an existing archive
-        _run([ar, "rcs", os.fspath(out_path), str(obj)], "archiving")
+        _run([ar, "rcs", os.fspath(out_path), *paths], "archiving")
 
 
 def _main(argv: list[str] | None = None) -> int:

@@ -23,10 +23,14 @@ from typing import Any
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation, SSAValue
 
+from nnc.backends.llvm.kernels.pack import choose_conv_layout, pack_conv_weights
 from nnc.backends.llvm.program import Buffer, IOSpec, KernelSpec, LoweredModel, Step
 from nnc.errors import NNCError, UnsupportedOpError
 from nnc.ir import ops_compute as oc
+from nnc.ir import ops_conv_algos as oca
+from nnc.ir import ops_quant as oq
 from nnc.ir import ops_shape as osh
+from nnc.ir import ops_sparse as osp
 from nnc.ir.builder import io_names, main_func, return_op
 from nnc.ir.nn_base import NNOp, TensorSpec
 from nnc.ir.ops_elementwise import BinaryOp, UnaryOp
@@ -36,7 +40,22 @@ from nnc.ir.weights import WeightAttr
 #: Emitter name -> (module under nnc.backends.llvm.kernels, function name).
 EMITTERS: dict[str, tuple[str, str]] = {
     "conv2d": ("conv2d", "emit_conv2d"),
+    "conv2d_im2col": ("conv_im2col", "emit_conv2d_im2col"),
+    "winograd_conv": ("winograd", "emit_winograd_conv"),
+    "fft_conv": ("fft_conv", "emit_fft_conv"),
     "gemm": ("gemm", "emit_gemm"),
+    "qconv": ("qconv", "emit_qconv"),
+    "qgemm": ("qgemm", "emit_qgemm"),
+    "quantize": ("quant_convert", "emit_quantize"),
+    "dequantize": ("quant_convert", "emit_dequantize"),
+    "requantize": ("quant_convert", "emit_requantize"),
+    "wq_layer": ("wq_decode", "emit_wq_layer"),
+    "qmax_pool2d": ("qpool", "emit_qmax_pool2d"),
+    "dyn_qlayer": ("dyn_quant", "emit_dyn_qlayer"),
+    "dynamic_quantize": ("onnx_int", "emit_dynamic_quantize"),
+    "int_to_float": ("onnx_int", "emit_int_to_float"),
+    "matmul_integer": ("onnx_int", "emit_matmul_integer"),
+    "conv_integer": ("onnx_int", "emit_conv_integer"),
     "matmul": ("gemm", "emit_matmul"),
     "max_pool2d": ("pool", "emit_max_pool2d"),
     "avg_pool2d": ("pool", "emit_avg_pool2d"),
@@ -53,6 +72,7 @@ EMITTERS: dict[str, tuple[str, str]] = {
     "slice": ("data_movement", "emit_slice"),
     "pad": ("data_movement", "emit_pad"),
     "copy": ("data_movement", "emit_copy"),
+    "sparse_gemm": ("sparse_gemm", "emit_sparse_gemm"),
 }
 
 
@@ -72,9 +92,35 @@ def _shape(value: SSAValue) -> tuple[int, ...]:
     return TensorSpec.of(value).shape
 
 
+def _conv_kernel_name(op: oc.ConvOp) -> str:
+    """``conv2d`` (direct), or ``conv2d_im2col`` when select-conv-algo asked for it via the
+    discardable ``nn.conv_algo`` attribute."""
+    algo = op.attributes.get("nn.conv_algo")
+    return "conv2d_im2col" if getattr(algo, "data", None) == "im2col" else "conv2d"
+
+
+def _constant_weight(value: SSAValue) -> WeightAttr | None:
+    """The weight of ``value`` when an ``nn.constant`` defines it, else None."""
+    owner = value.owner
+    return owner.prop("value") if isinstance(owner, oc.ConstantOp) else None
+
+
+def _conv_layout(op: oc.ConvOp, kernel: str) -> dict:
+    """``{"w_layout": "c16"}`` when the per-layer rule of ``kernels/pack.py`` picks the
+    direct kernel on compile-time packed weights (see ``_Lowering.packed_weight``)."""
+    if kernel != "conv2d":
+        return {}
+    x, w = _shape(op.operand_named("x")), _shape(op.operand_named("w"))
+    const = _constant_weight(op.operand_named("w")) is not None
+    layout = choose_conv_layout(x, w, op.prop("group"), const)
+    return {} if layout == "oihw" else {"w_layout": layout}
+
+
 def _conv(op: oc.ConvOp) -> KernelSpec:
+    kernel = _conv_kernel_name(op)
     return KernelSpec.make(
-        "conv2d",
+        kernel,
+        **_conv_layout(op, kernel),
         x_shape=_shape(op.operand_named("x")),
         w_shape=_shape(op.operand_named("w")),
         has_bias=op.operand_named("bias") is not None,
@@ -86,6 +132,189 @@ def _conv(op: oc.ConvOp) -> KernelSpec:
         activation=op.prop("activation"),
         act_alpha=op.prop("act_alpha"),
         act_beta=op.prop("act_beta"),
+    )
+
+
+def _conv_algo_epilogue(op) -> dict:
+    return {
+        "has_bias": op.operand_named("bias") is not None,
+        "has_residual": op.operand_named("residual") is not None,
+        "activation": op.prop("activation"),
+        "act_alpha": op.prop("act_alpha"),
+        "act_beta": op.prop("act_beta"),
+    }
+
+
+def _winograd_conv(op: oca.WinogradConvOp) -> KernelSpec:
+    return KernelSpec.make(
+        "winograd_conv",
+        x_shape=_shape(op.operand_named("x")),
+        u_shape=_shape(op.operand_named("u")),
+        tile=op.prop("tile"),
+        pads=op.prop("pads"),
+        **_conv_algo_epilogue(op),
+    )
+
+
+def _fft_conv(op: oca.FFTConvOp) -> KernelSpec:
+    return KernelSpec.make(
+        "fft_conv",
+        x_shape=_shape(op.operand_named("x")),
+        wf_shape=_shape(op.operand_named("wf")),
+        kernel=op.prop("kernel"),
+        pads=op.prop("pads"),
+        fft_shape=op.prop("fft_shape"),
+        **_conv_algo_epilogue(op),
+    )
+
+
+def _int_op_kwargs(op) -> dict:
+    """Static kwargs shared by ``emit_qconv``/``emit_qgemm``: weights, bias and every
+    quantization parameter (the kernels pack weights into their own globals)."""
+    w, bias = op.operand_named("w"), op.operand_named("bias")
+    wa = _constant_weight(w)
+    ba = None if bias is None else _constant_weight(bias)
+    if wa is None or (bias is not None and ba is None):
+        raise UnsupportedOpError(f"op '{op.name}': integer kernels need constant weights/bias")
+    kw = dict(
+        w=wa, bias=ba, w_scale=op.prop("w_scale"), x_scale=op.prop("x_scale"),
+        x_zp=op.prop("x_zp"), x_dtype=TensorSpec.of(op.operand_named("x")).dtype,
+        y_dtype=op.prop("out_dtype"), y_scale=op.prop("y_scale"), y_zp=op.prop("y_zp"),
+        activation=op.prop("activation"), act_alpha=op.prop("act_alpha"),
+        act_beta=op.prop("act_beta"),
+    )  # fmt: skip
+    res = op.operand_named("residual")
+    if res is not None:
+        r_dtype = TensorSpec.of(res).dtype
+        kw.update(r_scale=op.prop("r_scale"), r_zp=op.prop("r_zp"), r_dtype=r_dtype)
+    return kw
+
+
+def _qconv(op: oq.QConvOp) -> KernelSpec:
+    geo = {k: op.prop(k) for k in ("strides", "pads", "dilations", "group")}
+    return KernelSpec.make(
+        "qconv", x_shape=_shape(op.operand_named("x")), **geo, **_int_op_kwargs(op)
+    )
+
+
+def _qgemm(op: oq.QGemmOp) -> KernelSpec:
+    return KernelSpec.make("qgemm", a_shape=_shape(op.operand_named("x")), **_int_op_kwargs(op))
+
+
+#: Integer kernels: their buffers are x and the residual (weights live in the kernel).
+INT_KERNELS = ("qconv", "qgemm")
+#: Conversion kernels between float32 and integer tensors (kernels/quant_convert.py).
+QUANT_CONVERT = ("quantize", "dequantize", "requantize")
+
+
+def _qparams(op) -> dict:
+    p = op.props_dict()
+    if p["group_size"]:
+        raise UnsupportedOpError(
+            f"op '{op.name}' with per-group parameters is not supported by the LLVM backend"
+        )
+    return {
+        "shape": _shape(op.operands[0]),
+        "scale": tuple(float(v) for v in p["scale"].array.reshape(-1)),
+        "zp": tuple(int(v) for v in p["zero_point"].array.reshape(-1)),
+        "axis": p["axis"],
+    }
+
+
+def _quantize(op: oq.QuantizeOp) -> KernelSpec:
+    return KernelSpec.make("quantize", dtype=op.prop("dtype"), **_qparams(op))
+
+
+def _dequantize(op: oq.DequantizeOp) -> KernelSpec:
+    in_dtype = TensorSpec.of(op.operands[0]).dtype
+    return KernelSpec.make("dequantize", in_dtype=in_dtype, **_qparams(op))
+
+
+def _wq_layer(op) -> KernelSpec:
+    """Weight-only layers: decode at run time into scratch, then the float kernel."""
+    p = op.props_dict()
+    is_conv = isinstance(op, oq.WQConvOp)
+    has_residual = op.operand_named("residual") is not None
+    geo = {k: p[k] for k in ("strides", "pads", "dilations", "group")} if is_conv else {}
+    epi = {k: p[k] for k in ("activation", "act_alpha", "act_beta")}
+    if p["act_quant"] == "dynamic":  # kernels/dyn_quant.py
+        return KernelSpec.make(
+            "dyn_qlayer",
+            kind="conv" if is_conv else "gemm",
+            x_shape=_shape(op.operand_named("x")),
+            w_shape=p["w_shape"],
+            scale=tuple(float(v) for v in p["scale"].array.reshape(-1)),
+            has_bias=op.operand_named("bias") is not None,
+            has_residual=has_residual,
+            **epi,
+            **geo,
+        )
+    if has_residual and not is_conv:
+        raise UnsupportedOpError(
+            f"op '{op.name}' with a residual is not supported by the LLVM backend yet"
+        )
+    return KernelSpec.make(
+        "wq_layer",
+        kind="conv" if is_conv else "gemm",
+        x_shape=_shape(op.operand_named("x")),
+        w_shape=p["w_shape"],
+        storage=p["storage"],
+        group_size=p["group_size"],
+        scale=tuple(float(v) for v in p["scale"].array.astype("float32").reshape(-1)),
+        zp=tuple(int(v) for v in p["zero_point"].array.reshape(-1)),
+        has_bias=op.operand_named("bias") is not None,
+        has_residual=has_residual,
+        activation=p["activation"],
+        act_alpha=p["act_alpha"],
+        act_beta=p["act_beta"],
+        **geo,
+    )
+
+
+def _zp_size(op, name: str) -> int | None:
+    v = op.operand_named(name)
+    return None if v is None else math.prod(_shape(v))
+
+
+def _matmul_integer(op: oq.MatMulIntegerOp) -> KernelSpec:
+    a, b = op.operand_named("a"), op.operand_named("b")
+    a_zp, b_zp = _zp_size(op, "a_zp"), _zp_size(op, "b_zp")
+    if len(_shape(b)) != 2 or (a_zp or 1) != 1:
+        raise UnsupportedOpError(
+            f"op '{op.name}' with a batched right operand or per-row a_zp is not supported "
+            "by the LLVM backend"
+        )
+    return KernelSpec.make(
+        "matmul_integer",
+        a_shape=_shape(a),
+        b_shape=_shape(b),
+        a_dtype=TensorSpec.of(a).dtype,
+        b_dtype=TensorSpec.of(b).dtype,
+        a_zp=a_zp,
+        b_zp=b_zp,
+    )
+
+
+def _conv_integer(op: oq.ConvIntegerOp) -> KernelSpec:
+    x, w = op.operand_named("x"), op.operand_named("w")
+    return KernelSpec.make(
+        "conv_integer",
+        x_shape=_shape(x),
+        w_shape=_shape(w),
+        x_dtype=TensorSpec.of(x).dtype,
+        w_dtype=TensorSpec.of(w).dtype,
+        x_zp=_zp_size(op, "x_zp"),
+        w_zp=_zp_size(op, "w_zp"),
+        **{k: op.prop(k) for k in ("strides", "pads", "dilations", "group")},
+    )
+
+
+def _requantize(op: oq.RequantizeOp) -> KernelSpec:
+    return KernelSpec.make(
+        "requantize",
+        shape=_shape(op.operands[0]),
+        in_dtype=TensorSpec.of(op.operands[0]).dtype,
+        **op.props_dict(),
     )
 
 
@@ -112,8 +341,11 @@ def _matmul(op: oc.MatMulOp) -> KernelSpec:
 
 
 def _max_pool(op: oc.MaxPoolOp) -> KernelSpec:
+    dtype = TensorSpec.of(op.operands[0]).dtype
+    extra = {"dtype": dtype} if dtype in ("i8", "u8") else {}
     return KernelSpec.make(
-        "max_pool2d",
+        "qmax_pool2d" if extra else "max_pool2d",
+        **extra,
         x_shape=_shape(op.operands[0]),
         kernel=op.prop("kernel"),
         strides=op.prop("strides"),
@@ -226,10 +458,41 @@ def _pad(op: osh.PadOp) -> KernelSpec:
     )
 
 
+def _sparse_gemm(op: osp.SparseGemmOp) -> KernelSpec:
+    # The CSR structure goes into the kernel as constant globals (bytes hash cheaply).
+    return KernelSpec.make(
+        "sparse_gemm",
+        layout=op.prop("layout"),
+        x_shape=_shape(op.operand_named("x")),
+        n=len(op.prop("row_ptr").array) - 1,
+        k=op.prop("k"),
+        row_ptr=op.prop("row_ptr").array.astype("<i4").tobytes(),
+        col_idx=op.prop("col_idx").array.astype("<i4").tobytes(),
+        **_conv_algo_epilogue(op),
+    )
+
+
 #: nn op class -> kernel spec builder. Looked up along the MRO (UnaryOp, BinaryOp...).
 RULES: dict[type, Rule] = {
     oc.ConvOp: _conv,
+    oca.WinogradConvOp: _winograd_conv,
+    oca.FFTConvOp: _fft_conv,
     oc.GemmOp: _gemm,
+    oq.QConvOp: _qconv,
+    oq.QGemmOp: _qgemm,
+    oq.QuantizeOp: _quantize,
+    oq.DequantizeOp: _dequantize,
+    oq.RequantizeOp: _requantize,
+    oq.WQConvOp: _wq_layer,
+    oq.WQGemmOp: _wq_layer,
+    oq.DynamicQuantizeOp: lambda op: KernelSpec.make(
+        "dynamic_quantize", shape=_shape(op.operands[0])
+    ),
+    oq.IntToFloatOp: lambda op: KernelSpec.make(
+        "int_to_float", shape=_shape(op.operands[0]), dtype=TensorSpec.of(op.operands[0]).dtype
+    ),
+    oq.MatMulIntegerOp: _matmul_integer,
+    oq.ConvIntegerOp: _conv_integer,
     oc.MatMulOp: _matmul,
     oc.MaxPoolOp: _max_pool,
     oc.AvgPoolOp: _avg_pool,
@@ -247,6 +510,7 @@ RULES: dict[type, Rule] = {
     osh.TransposeOp: _transpose,
     osh.SliceOp: _slice,
     osh.PadOp: _pad,
+    osp.SparseGemmOp: _sparse_gemm,
 }
 
 
@@ -297,6 +561,7 @@ class _Lowering:
         self.ops = [op for op in block.ops if op is not ret]
         self.buffers: dict[SSAValue, Buffer] = {}
         self.weight_index: dict[WeightAttr, Buffer] = {}
+        self.packed_index: dict[tuple, Buffer] = {}
         inputs = []
         for i, (arg, name) in enumerate(zip(block.args, in_names)):
             spec = _check_static(arg, f"input '{name}'")
@@ -314,7 +579,23 @@ class _Lowering:
             if id(op) in live:
                 self.lower_op(op)
         self.bind_outputs()
+        self.drop_unused_weights()
         return self.model
+
+    def drop_unused_weights(self) -> None:
+        """Forget weights no step reads (an original conv weight replaced by its packed
+        copy), renumbering the rest in order."""
+        bufs = {
+            id(b): b
+            for s in self.model.steps
+            for b in (*s.inputs, *s.outputs)
+            if b.kind == "weight"
+        }
+        old_index = sorted({b.index for b in bufs.values()})
+        renumber = {old: new for new, old in enumerate(old_index)}
+        self.model.weights = [self.model.weights[i] for i in old_index]
+        for buf in bufs.values():
+            buf.index = renumber[buf.index]
 
     def lower_op(self, op: Operation) -> None:
         where = f"'{op.name}'"
@@ -332,17 +613,52 @@ class _Lowering:
             raise UnsupportedOpError(f"op '{op.name}' is not supported by the LLVM backend")
         kernel = kernel_spec_for(op)
         ins = [self.buffers[v] for v in op.operands]
+        int_kernel = kernel.emitter in INT_KERNELS
+        if int_kernel:  # weights/bias are packed into the kernel; pass x and residual only
+            res = op.operand_named("residual")
+            ins = [self.buffers[op.operand_named("x")]]
+            ins += [] if res is None else [self.buffers[res]]
+        if dict(kernel.kwargs).get("w_layout") == "c16":
+            ins[1] = self.packed_weight(_constant_weight(op.operands[1]), op.prop("group"))
         outs = []
         for r in op.results:
             spec = TensorSpec.of(r)
             outs.append(Buffer("temp", _nbytes(spec), spec.dtype, label=op.name))
             self.buffers[r] = outs[-1]
         for buf in (*ins, *outs):
-            if buf.dtype != "f32":
+            int_ok = int_kernel or kernel.emitter in (
+                *QUANT_CONVERT,
+                "wq_layer",
+                "qmax_pool2d",
+                "dyn_qlayer",
+                "dynamic_quantize",
+                "int_to_float",
+                "matmul_integer",
+                "conv_integer",
+            )
+            if buf.dtype != "f32" and not (
+                int_ok and buf.dtype in ("i8", "u8", "i32", "f16", "u16")
+            ):
                 raise UnsupportedOpError(
                     f"op {where}: the LLVM backend supports float32 tensors only, got {buf.dtype}"
                 )
-        self.model.steps.append(Step(kernel, ins, outs, op.name))
+        from nnc.report import count_macs, layer_name
+
+        shape = TensorSpec.of(op.results[0]).shape if op.results else ()
+        self.model.steps.append(
+            Step(kernel, ins, outs, op.name, layer_name(op), shape, count_macs(op))
+        )
+
+    def packed_weight(self, attr: WeightAttr, group: int) -> Buffer:
+        """A conv weight packed at compile time into the ``c16`` layout (once per weight)."""
+        key = (attr, "c16", group)
+        buf = self.packed_index.get(key)
+        if buf is None:
+            arr = pack_conv_weights(attr.array, group)
+            buf = Buffer("weight", arr.nbytes, "f32", len(self.model.weights))
+            self.model.weights.append(arr)
+            self.packed_index[key] = buf
+        return buf
 
     def weight(self, attr: WeightAttr) -> Buffer:
         buf = self.weight_index.get(attr)
@@ -366,7 +682,8 @@ class _Lowering:
                 )
             dst = Buffer("output", io.nbytes, io.dtype, j, io.name)
             size = math.prod(io.shape)
-            self.model.steps.append(Step(KernelSpec.make("copy", size=size), [src], [dst], "copy"))
+            copy = KernelSpec.make("copy", size=size)
+            self.model.steps.append(Step(copy, [src], [dst], "copy", io.name, io.shape))
 
 
 def lower_module(module: ModuleOp) -> LoweredModel:

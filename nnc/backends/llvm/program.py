@@ -58,12 +58,19 @@ class Buffer:
 
 @dataclass
 class Step:
-    """Call kernel ``kernel`` on ``inputs`` then ``outputs`` (the kernel's arg order)."""
+    """Call kernel ``kernel`` on ``inputs`` then ``outputs`` (the kernel's arg order).
+
+    ``label`` is the op name (``nn.conv``); ``name`` the ONNX node name when known;
+    ``shape`` the first result's shape and ``macs`` its multiply-accumulates (profiles).
+    """
 
     kernel: KernelSpec
     inputs: list[Buffer]
     outputs: list[Buffer]
     label: str = ""
+    name: str = ""
+    shape: tuple[int, ...] = ()
+    macs: int = 0
 
 
 @dataclass(frozen=True)

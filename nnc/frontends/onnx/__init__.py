@@ -12,6 +12,7 @@ from nnc.frontends.onnx import (  # noqa: F401  (registration side effects)
     dense,
     normalization,
     pooling,
+    quantized,
     reduce,
     shape_ops,
     slicing,

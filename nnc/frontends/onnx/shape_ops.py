@@ -257,8 +257,13 @@ def _cast_dtype(node: NodeContext) -> np.dtype:
 
 @converter("Cast")
 def convert_cast(node: NodeContext) -> list[Output]:
-    """Cast of run-time data: only float32 -> float32 (removed)."""
+    """Cast of run-time data: float32 -> float32 (removed); int32/int8/uint8 -> float32
+    (``nn.int_to_float``, e.g. after MatMulInteger in dynamically quantized models)."""
     to = int(node.attr("to", 0))
+    if to == TensorProto.FLOAT and node.spec(0).dtype in ("i32", "i8", "u8"):
+        from nnc.ir.ops_quant import IntToFloatOp
+
+        return [node.insert(IntToFloatOp(node.input(0)))]
     if to != TensorProto.FLOAT or node.spec(0).dtype != "f32":
         name = TensorProto.DataType.Name(to) if to in TensorProto.DataType.values() else to
         raise node.bad_attr(

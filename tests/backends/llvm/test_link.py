@@ -56,6 +56,8 @@ def test_every_artifact_kind(host_build, tmp_path):
             "output_shape",
             "input_dtype",
             "output_dtype",
+            "set_num_threads",
+            "num_threads",
         )
     )
 

@@ -11,9 +11,9 @@ computed into a scratch output grid and dropped by the epilogue pass, which adds
 and residual, applies the activation and writes the dense NCHW output.
 
 Depthwise convs (one input channel per group, multiplier below the micro tile height)
-skip all that: per channel, border rows/columns are emitted with their static in-bounds
-taps and the interior is a bounds-check-free loop over output columns with the taps
-unrolled and the epilogue fused.
+go to ``depthwise.py`` (per-channel phase plane, rows vectorized with masked tails), and
+convs whose weights were packed at compile time (``w_layout="c16"``, see ``pack.py``) to
+the direct channel-vectorized kernel of ``conv_direct.py``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from llvmlite import ir
 from nnc.backends.llvm import loops
 from nnc.backends.llvm.kernels import KernelFn
 from nnc.backends.llvm.kernels.activation import emit_activation
+from nnc.backends.llvm.kernels.conv_direct import emit_conv2d_direct
+from nnc.backends.llvm.kernels.depthwise import emit_depthwise
 from nnc.backends.llvm.kernels.gemm import (
     MicroCache,
     MicroSpec,
@@ -33,7 +35,6 @@ from nnc.backends.llvm.kernels.gemm import (
     scratch_f32,
     tile_shape,
 )
-from nnc.backends.llvm.kernels.pool import Axis
 from nnc.backends.llvm.loops import f32, for_range, gep, i64, load_at, store_at
 
 Shape = tuple[int, ...]
@@ -224,72 +225,6 @@ def _epilogue(b, module, g: ConvGeometry, grid, out, bias, res, act: tuple) -> N
                 store_at(b, emit_activation(b, module, v, *act), dst, j)
 
 
-def _dw_axes(g: ConvGeometry) -> tuple[Axis, Axis]:
-    """Window geometry of both spatial axes (shared with pooling's border/interior split)."""
-    return (
-        Axis(g.h, g.kh, g.sh, g.pt, g.pb, g.dh, g.oh),
-        Axis(g.w, g.kw, g.sw, g.pl, g.pr, g.dw, g.ow),
-    )
-
-
-def _dw_row(b, module, g: ConvGeometry, src, wts, oh, khs, dst, rrow, bias_v, act) -> None:
-    """One output row of a depthwise channel: border columns one by one with their static
-    taps, the interior as a bounds-check-free loop over contiguous output columns."""
-    hax, wax = _dw_axes(g)
-    ih0 = b.sub(b.mul(oh, i64(g.sh)), i64(g.pt))
-    rows = [gep(b, src, b.mul(b.add(ih0, i64(kh * g.dh)), i64(g.w))) for kh in khs]
-    contract = ("contract",)
-
-    def column(ow, kws) -> None:
-        iw0 = b.sub(b.mul(ow, i64(g.sw)), i64(g.pl))
-        acc = bias_v
-        for row, kh in zip(rows, khs, strict=True):
-            for kw in kws:
-                v = b.fmul(load_at(b, row, b.add(iw0, i64(kw * g.dw))), wts[kh][kw], flags=contract)
-                acc = v if acc is None else b.fadd(acc, v, flags=contract)
-        acc = f32(0.0) if acc is None else acc
-        if rrow is not None:
-            acc = b.fadd(acc, load_at(b, rrow, ow))
-        store_at(b, emit_activation(b, module, acc, *act), dst, ow)
-
-    lo, hi = wax.interior()
-    for ow in list(range(lo)) + list(range(hi, g.ow)):
-        column(i64(ow), wax.taps(ow))
-    if hi > lo:
-        with for_range(b, lo, hi, name="ow") as ow:
-            column(ow, range(g.kw))
-
-
-def _emit_depthwise(b, module, g: ConvGeometry, x, w, bias, res, out, act) -> None:
-    """Direct depthwise conv (one input channel per group, any multiplier), epilogue fused.
-
-    Output channel ``m`` reads input channel ``m // mg``; its ``kh*kw`` weights are loaded
-    once per channel. Rows split like pooling: static border rows, an interior row loop.
-    """
-    hax, _ = _dw_axes(g)
-    lo, hi = hax.interior()
-    with for_range(b, 0, g.n * g.m, name="chan") as nm:
-        mi = b.urem(nm, i64(g.m))
-        ci = b.add(b.mul(b.udiv(nm, i64(g.m)), i64(g.c)), b.udiv(mi, i64(g.mg)))
-        src = gep(b, x, b.mul(ci, i64(g.h * g.w)))
-        wbase = b.mul(mi, i64(g.kh * g.kw))
-        wts = [[load_at(b, w, b.add(wbase, i64(i * g.kw + j))) for j in range(g.kw)]
-               for i in range(g.kh)]  # fmt: skip
-        bias_v = load_at(b, bias, mi) if bias is not None else None
-        plane = b.mul(nm, i64(g.oh * g.ow))
-
-        def row(oh, khs) -> None:
-            off = b.add(plane, b.mul(oh, i64(g.ow)))
-            rrow = gep(b, res, off) if res is not None else None
-            _dw_row(b, module, g, src, wts, oh, khs, gep(b, out, off), rrow, bias_v, act)
-
-        for oh in list(range(lo)) + list(range(hi, g.oh)):
-            row(i64(oh), hax.taps(oh))
-        if hi > lo:
-            with for_range(b, lo, hi, name="oh") as oh:
-                row(oh, range(g.kh))
-
-
 def conv_geometry(module, x_shape, w_shape, strides, pads, dilations, group) -> ConvGeometry:
     """Validate conv attributes and build the geometry for ``module``'s target."""
     n, c, h, w = x_shape
@@ -320,25 +255,31 @@ def emit_conv2d(
     act_alpha: float = 0.0,
     act_beta: float = 0.0,
     has_residual: bool = False,
+    w_layout: str = "oihw",
 ) -> KernelFn:
     """ONNX Conv (NCHW) with fused epilogue ``y = act(conv(x, w) + bias + residual)``.
 
     Args ``x (N,C,H,W), w (M,C/group,KH,KW), [bias (M,)], [residual (N,M,OH,OW)], out``;
     ``pads = (top, left, bottom, right)``. Depthwise convs (one input channel per group,
-    small multiplier) use direct vectorized loops and no scratch; everything else is an
+    small multiplier) use ``depthwise.py`` (scratch: one phase plane); everything else is an
     implicit GEMM whose scratch holds the phase-split input of one image and the
-    output grid.
+    output grid. ``w_layout="c16"`` (weights packed by ``pack.pack_conv_weights``) selects
+    the direct channel-vectorized kernel of ``conv_direct.py`` instead.
     """
+    if w_layout == "c16":
+        act3 = (activation, act_alpha, act_beta)
+        return emit_conv2d_direct(
+            module, name, x_shape=x_shape, w_shape=w_shape, strides=strides, pads=pads,
+            dilations=dilations, group=group, has_bias=has_bias, has_residual=has_residual,
+            act=act3,
+        )  # fmt: skip
+    if w_layout != "oihw":
+        raise ValueError(f"conv: unknown weight layout {w_layout!r}")
     g = conv_geometry(module, x_shape, w_shape, strides, pads, dilations, group)
     n_args = 3 + has_bias + has_residual
     act = (activation, act_alpha, act_beta)
-    if g.cg == 1 and g.mg < g.tile.mr:  # depthwise: direct loops, no scratch
-        fn, b, args = loops.new_function(module, name, n_args)
-        bias = args[2] if has_bias else None
-        res = args[2 + has_bias] if has_residual else None
-        _emit_depthwise(b, module, g, args[0], args[1], bias, res, args[-1], act)
-        b.ret_void()
-        return KernelFn(fn)
+    if g.cg == 1 and g.mg < g.tile.mr:  # depthwise: vectorized rows (depthwise.py)
+        return emit_depthwise(module, name, g, g.tile.width, has_bias, has_residual, act)
     xs_bytes = align64(4 * g.xs_floats)
     scratch_bytes = xs_bytes + align64(4 * g.m * g.ldg)
     fn, b, args = loops.new_function(module, name, n_args, scratch=True)

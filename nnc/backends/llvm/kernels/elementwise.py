@@ -16,6 +16,14 @@ from nnc.backends.llvm import loops
 from nnc.backends.llvm.kernels import KernelFn
 from nnc.backends.llvm.kernels.activation import emit_activation, fmax, fmin
 from nnc.backends.llvm.loops import F32, i64
+from nnc.backends.llvm.parallel import parallel_blocks, parallel_for
+
+#: Elements per task of a parallel flat loop.
+FLAT_BLOCK = 4096
+#: Unary kinds costing about one flop per element (others: ~16, transcendental).
+CHEAP_UNARY = frozenset(
+    {"none", "relu", "leaky_relu", "clip", "hard_sigmoid", "hard_swish", "abs", "neg"}
+)
 
 Shape = tuple[int, ...]
 
@@ -139,12 +147,19 @@ def emit_unary(
 ) -> KernelFn:
     """``out = kind(x)`` elementwise over ``shape`` (any activation in ``ACTIVATIONS``).
 
-    Args: x, out (both ``shape``). One flat contiguous loop.
+    Args: x, out (both ``shape``). One flat contiguous loop (blocks of it in parallel).
     """
     fn, b, (x, out) = loops.new_function(module, name, 2)
-    with loops.for_range(b, 0, math.prod(shape)) as i:
-        y = emit_activation(b, module, loops.load_at(b, x, i), kind, alpha, beta)
-        loops.store_at(b, y, out, i)
+
+    def body(b: ir.IRBuilder, start, stop, args) -> None:
+        px, pout = args
+        with loops.for_range(b, start, stop) as i:
+            y = emit_activation(b, module, loops.load_at(b, px, i), kind, alpha, beta)
+            loops.store_at(b, y, pout, i)
+
+    size = math.prod(shape)
+    cost = 1 if kind in CHEAP_UNARY else 16
+    parallel_blocks(b, size, FLAT_BLOCK, [x, out], body, work=size * cost)
     b.ret_void()
     return KernelFn(fn)
 
@@ -192,13 +207,34 @@ def emit_binary(
     if not dims:
         dims, strides = (1,), [(0,), (0,), (1,)]
     sa, sb, so = strides
-    with strided_nest(b, dims[:-1], [s[:-1] for s in strides], [0, 0, 0]) as (oa, ob, oo):
+
+    def inner(b: ir.IRBuilder, args, bases, lo=None, hi=None) -> None:
+        pa, pb, pout = args
+        oa, ob, oo = bases
         # Loop-invariant operands (inner stride 0) are loaded before the inner loop.
         va = loops.load_at(b, pa, oa) if sa[-1] == 0 else None
         vb = loops.load_at(b, pb, ob) if sb[-1] == 0 else None
-        with loops.for_range(b, 0, dims[-1], name="j") as j:
+        lo, hi = (0, dims[-1]) if lo is None else (lo, hi)
+        with loops.for_range(b, lo, hi, name="j") as j:
             x = va if va is not None else _load_operand(b, pa, oa, j, sa[-1])
             y = vb if vb is not None else _load_operand(b, pb, ob, j, sb[-1])
             loops.store_at(b, op(b, module, x, y), pout, offset_step(b, oo, j, so[-1]))
+
+    total = math.prod(out_shape)
+    if len(dims) == 1:  # one flat loop: blocks of it in parallel
+
+        def flat(b: ir.IRBuilder, start, stop, args) -> None:
+            inner(b, args, [i64(0)] * 3, start, stop)
+
+        parallel_blocks(b, dims[0], FLAT_BLOCK, [pa, pb, pout], flat, work=total)
+    else:  # the outermost dim in parallel
+
+        def rows(b: ir.IRBuilder, lo, hi, args) -> None:
+            with loops.for_range(b, lo, hi, name="d0") as i0:
+                bases = [offset_step(b, i64(0), i0, s[0]) for s in strides]
+                with strided_nest(b, dims[1:-1], [s[1:-1] for s in strides], bases) as offs:
+                    inner(b, args, offs)
+
+        parallel_for(b, dims[0], [pa, pb, pout], rows, work=total)
     b.ret_void()
     return KernelFn(fn)

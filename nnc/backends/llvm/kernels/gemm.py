@@ -18,6 +18,7 @@ from nnc.backends.llvm import loops
 from nnc.backends.llvm.kernels import KernelFn
 from nnc.backends.llvm.kernels.activation import emit_activation
 from nnc.backends.llvm.loops import F32, I32, f32, for_range, gep, i64, load_at, store_at
+from nnc.backends.llvm.parallel import parallel_for
 from nnc.backends.llvm.targets import host_target
 
 Shape = tuple[int, ...]
@@ -230,17 +231,21 @@ def _dot_rows(b, plan: GemmPlan, a, bm, c) -> None:
     operands are read along k, a reassociable reduction LLVM vectorizes; each B row is
     read once (j outer) and reused for all rows of A."""
     fast = ("fast",)
-    with for_range(b, 0, plan.n, name="dj") as j, for_range(b, 0, plan.m, name="di") as i:
-        a_row = gep(b, a, b.mul(i, i64(plan.a_row)))
-        b_row = gep(b, bm, b.mul(j, i64(plan.k)))
-        acc = entry_alloca(b, F32)
-        b.store(f32(0.0), acc)
-        with for_range(b, 0, plan.k, name="dk") as kk:
-            prod = b.fmul(
-                load_at(b, a_row, b.mul(kk, i64(plan.a_k))), load_at(b, b_row, kk), flags=fast
-            )
-            b.store(b.fadd(b.load(acc), prod, flags=fast), acc)
-        store_at(b, b.load(acc), c, b.add(b.mul(i, i64(plan.n)), j))
+
+    def cols(b, lo, hi, args) -> None:  # columns [lo, hi) of C (parallel_for body)
+        a, bm, c = args
+        with for_range(b, lo, hi, name="dj") as j, for_range(b, 0, plan.m, name="di") as i:
+            a_row = gep(b, a, b.mul(i, i64(plan.a_row)))
+            b_row = gep(b, bm, b.mul(j, i64(plan.k)))
+            acc = entry_alloca(b, F32)
+            b.store(f32(0.0), acc)
+            with for_range(b, 0, plan.k, name="dk") as kk:
+                a_k = load_at(b, a_row, b.mul(kk, i64(plan.a_k)))
+                prod = b.fmul(a_k, load_at(b, b_row, kk), flags=fast)
+                b.store(b.fadd(b.load(acc), prod, flags=fast), acc)
+            store_at(b, b.load(acc), c, b.add(b.mul(i, i64(plan.n)), j))
+
+    parallel_for(b, plan.n, [a, bm, c], cols, work=2 * plan.m * plan.n * plan.k)
 
 
 def emit_gemm_core(b, cache: MicroCache, plan: GemmPlan, tile: TileShape, a, bm, c, panel, stage):
@@ -254,14 +259,21 @@ def emit_gemm_core(b, cache: MicroCache, plan: GemmPlan, tile: TileShape, a, bm,
         return
     nr = tile.nr
     nfull, ntail = divmod(plan.n, nr)
-    if nfull:
+    if nfull and plan.trans_b:  # one shared packed panel: serial
         with for_range(b, 0, nfull, name="nb") as nb:
             n0 = b.mul(nb, i64(nr))
-            if plan.trans_b:
-                _pack_panel(b, plan, nr, bm, panel, n0, nr)
-                _row_blocks(b, cache, plan, tile, a, panel, nr, gep(b, c, n0), plan.n)
-            else:
+            _pack_panel(b, plan, nr, bm, panel, n0, nr)
+            _row_blocks(b, cache, plan, tile, a, panel, nr, gep(b, c, n0), plan.n)
+    elif nfull:  # independent column tiles on the thread pool (parallel.py)
+
+        def col_tiles(b, lo, hi, args) -> None:
+            a, bm, c = args
+            with for_range(b, lo, hi, name="nb") as nb:
+                n0 = b.mul(nb, i64(nr))
                 _row_blocks(b, cache, plan, tile, a, gep(b, bm, n0), plan.n, gep(b, c, n0), plan.n)
+
+        work = 2 * plan.m * nr * nfull * plan.k
+        parallel_for(b, nfull, [a, bm, c], col_tiles, work=work)
     if ntail:
         n0 = i64(nfull * nr)
         _pack_panel(b, plan, nr, bm, panel, n0, ntail)

@@ -8,6 +8,7 @@ from nnc.backends.llvm import loops
 from nnc.backends.llvm.kernels import KernelFn
 from nnc.backends.llvm.kernels.activation import fsqrt
 from nnc.backends.llvm.loops import F32, f32, for_range, gep, i64, load_at, store_at
+from nnc.backends.llvm.parallel import parallel_for
 
 Shape = tuple[int, ...]
 
@@ -56,15 +57,30 @@ def emit_lrn(
     lo, hi = (size - 1) // 2, size // 2
     fn, b, (x, y) = loops.new_function(module, name, 2)
     scale = alpha / size
-    with for_range(b, 0, n, name="n") as ni, for_range(b, 0, c, name="c") as ci:
+    consts = (c, plane, lo, hi, scale, bias, beta)
+
+    def body(b: ir.IRBuilder, first, last, args) -> None:
+        _lrn_planes(b, module, args, first, last, consts)
+
+    parallel_for(b, n * c, [x, y], body, work=n * c * plane * (size + 8))
+    b.ret_void()
+    return KernelFn(fn)
+
+
+def _lrn_planes(b, module, args, first, last, p) -> None:
+    """Output planes ``[first, last)`` (image-major) of ``emit_lrn``."""
+    x, y = args
+    c, plane, lo, hi, scale, bias, beta = p
+    with for_range(b, first, last, name="nc") as nci:
+        ni, ci = (b.sdiv(nci, i64(c)), b.srem(nci, i64(c)))
         img = gep(b, x, b.mul(ni, i64(c * plane)))
-        row = b.mul(b.add(b.mul(ni, i64(c)), ci), i64(plane))
+        row = b.mul(nci, i64(plane))
         xrow, yrow = gep(b, x, row), gep(b, y, row)
         with for_range(b, 0, plane, name="z") as s:
             store_at(b, f32(0.0), yrow, s)
-        first = _clamp(b, b.sub(ci, i64(lo)), 0, c - 1)
-        stop = b.add(_clamp(b, b.add(ci, i64(hi)), 0, c - 1), i64(1))
-        with for_range(b, first, stop, name="cw") as cw:
+        c0 = _clamp(b, b.sub(ci, i64(lo)), 0, c - 1)
+        c1 = b.add(_clamp(b, b.add(ci, i64(hi)), 0, c - 1), i64(1))
+        with for_range(b, c0, c1, name="cw") as cw:
             src = gep(b, img, b.mul(cw, i64(plane)))
             with for_range(b, 0, plane, name="s") as s:
                 v = load_at(b, src, s)
@@ -72,5 +88,3 @@ def emit_lrn(
         with for_range(b, 0, plane, name="o") as s:
             t = b.fadd(f32(bias), b.fmul(f32(scale), load_at(b, yrow, s)))
             store_at(b, b.fmul(load_at(b, xrow, s), _neg_pow(b, module, t, beta)), yrow, s)
-    b.ret_void()
-    return KernelFn(fn)

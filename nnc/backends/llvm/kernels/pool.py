@@ -18,6 +18,7 @@ from nnc.backends.llvm.kernels import KernelFn
 from nnc.backends.llvm.kernels.activation import fmax
 from nnc.backends.llvm.kernels.gemm import entry_alloca
 from nnc.backends.llvm.loops import f32, for_range, gep, i64, load_at, store_at
+from nnc.backends.llvm.parallel import parallel_for
 
 Shape = tuple[int, ...]
 
@@ -116,19 +117,26 @@ def _emit_row(b, module, p: _Pool, x, y, oh, khs, count_h) -> None:
 
 
 def _emit_pool(module, name, x_shape, p: _Pool) -> KernelFn:
-    """Shared driver: loop over planes, then border rows and the interior row range."""
+    """Shared driver: loop over planes (in parallel), then border rows and the interior."""
     n, c, h, w = x_shape
     hax = p.hax
     fn, b, (x, y) = loops.new_function(module, name, 2)
     lo, hi = hax.interior()
-    with for_range(b, 0, n * c, name="plane") as pl:
-        xp = gep(b, x, b.mul(pl, i64(h * w)))
-        yp = gep(b, y, b.mul(pl, i64(hax.out * p.wax.out)))
-        for oh in list(range(lo)) + list(range(hi, hax.out)):
-            _emit_row(b, module, p, xp, yp, i64(oh), hax.taps(oh), hax.count(oh, p.include_pad))
-        if hi > lo:
-            with for_range(b, lo, hi, name="oh") as oh:
-                _emit_row(b, module, p, xp, yp, oh, range(hax.k), hax.k)
+
+    def planes(b: ir.IRBuilder, first, last, args) -> None:
+        x, y = args
+        with for_range(b, first, last, name="plane") as pl:
+            xp = gep(b, x, b.mul(pl, i64(h * w)))
+            yp = gep(b, y, b.mul(pl, i64(hax.out * p.wax.out)))
+            for oh in list(range(lo)) + list(range(hi, hax.out)):
+                count = hax.count(oh, p.include_pad)
+                _emit_row(b, module, p, xp, yp, i64(oh), hax.taps(oh), count)
+            if hi > lo:
+                with for_range(b, lo, hi, name="oh") as oh:
+                    _emit_row(b, module, p, xp, yp, oh, range(hax.k), hax.k)
+
+    work = n * c * hax.out * p.wax.out * hax.k * p.wax.k
+    parallel_for(b, n * c, [x, y], planes, work=work)
     b.ret_void()
     return KernelFn(fn)
 
@@ -194,18 +202,23 @@ def emit_global_pool(module: ir.Module, name: str, *, x_shape: Shape, kind: str)
         size *= s
     fn, b, (x, y) = loops.new_function(module, name, 2)
     fast = ("fast",)
-    with for_range(b, 0, n * c, name="plane") as pl:
-        xp = gep(b, x, b.mul(pl, i64(size)))
-        acc = entry_alloca(b, loops.F32)
-        b.store(f32(float("-inf") if kind == "max" else 0.0), acc)
-        with for_range(b, 0, size, name="i") as i:
-            v = load_at(b, xp, i)
-            old = b.load(acc)
-            new = fmax(b, module, old, v) if kind == "max" else b.fadd(old, v, flags=fast)
-            b.store(new, acc)
-        res = b.load(acc)
-        if kind == "avg":
-            res = b.fmul(res, f32(1.0 / size)) if size else f32(float("nan"))
-        store_at(b, res, y, pl)
+
+    def planes(b: ir.IRBuilder, first, last, args) -> None:
+        x, y = args
+        with for_range(b, first, last, name="plane") as pl:
+            xp = gep(b, x, b.mul(pl, i64(size)))
+            acc = entry_alloca(b, loops.F32)
+            b.store(f32(float("-inf") if kind == "max" else 0.0), acc)
+            with for_range(b, 0, size, name="i") as i:
+                v = load_at(b, xp, i)
+                old = b.load(acc)
+                new = fmax(b, module, old, v) if kind == "max" else b.fadd(old, v, flags=fast)
+                b.store(new, acc)
+            res = b.load(acc)
+            if kind == "avg":
+                res = b.fmul(res, f32(1.0 / size)) if size else f32(float("nan"))
+            store_at(b, res, y, pl)
+
+    parallel_for(b, n * c, [x, y], planes, work=n * c * size)
     b.ret_void()
     return KernelFn(fn)

@@ -11,11 +11,24 @@ from nnc.backends.llvm.kernels import KernelFn
 from nnc.backends.llvm.kernels.activation import fexp, flog, fmax_reduce
 from nnc.backends.llvm.kernels.elementwise import Shape, accumulate, offset_step, reassoc
 from nnc.backends.llvm.loops import F32_PTR, f32, i64
+from nnc.backends.llvm.parallel import parallel_for
 
 
 def _softmax_rows(b: ir.IRBuilder, m: ir.Module, x, out, rows: int, n: int, log: bool) -> None:
-    """Softmax over contiguous rows of ``n`` elements: max, exp-sum, normalize passes."""
-    with loops.for_range(b, 0, rows, name="r") as r:
+    """Softmax over contiguous rows of ``n`` elements: max, exp-sum, normalize passes.
+
+    Rows run in parallel.
+    """
+
+    def body(b: ir.IRBuilder, first, last, args) -> None:
+        _softmax_row_range(b, m, args[0], args[1], first, last, n, log)
+
+    parallel_for(b, rows, [x, out], body, work=rows * n * 16)
+
+
+def _softmax_row_range(b: ir.IRBuilder, m: ir.Module, x, out, first, last, n: int, log: bool):
+    """Rows ``[first, last)`` of ``_softmax_rows``."""
+    with loops.for_range(b, first, last, name="r") as r:
         base = b.mul(r, i64(n))
 
         def at(ptr: ir.Value, i: ir.Value) -> ir.Value:
