@@ -3,8 +3,9 @@
 For each model: compile with nnc (-O3, default threads = all cores; compile time
 reported), create onnxruntime sessions (all graph optimizations) with
 ``intra_op_num_threads`` 1 and N, check both engines agree numerically, then for 1 thread
-and for N threads (nnc: ``set_num_threads``) time both engines *alternately* (one nnc
-run, one ORT run, ...) after a warm-up and report the median of ``--runs`` runs,
+and for N threads (nnc: ``set_num_threads``) time each engine in its own block (warm-up,
+then ``--runs`` runs; blocks because both engines' idle workers spin after a run) and
+report the median,
 GFLOP/s (2 x MACs / time) and the ratio nnc/ORT (< 1.0: nnc is faster). Prints a
 Markdown table headed by the machine description (CPU model, cores, ISA features) for
 the README. The machine may be shared and noisy: read the ratio, not absolute times.
@@ -85,18 +86,25 @@ def ort_session(model: onnx.ModelProto, threads: int) -> ort.InferenceSession:
     return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
-def alternate_medians(fns: list[Callable[[], object]], runs: int, warmup: int) -> list[float]:
-    """Median wall time (s) of each of ``fns``, timed alternately after ``warmup`` rounds."""
-    for _ in range(warmup):
-        for fn in fns:
+def block_medians(fns: list[Callable[[], object]], runs: int, warmup: int) -> list[float]:
+    """Median wall time (s) of each of ``fns``: ``warmup`` untimed then ``runs`` timed
+    calls of one engine, a short pause, then the next engine.
+
+    Blocks, not alternation: both engines' idle workers spin for a while after a run,
+    and interleaving two spinning pools on few cores makes each slow the other down.
+    """
+    medians = []
+    for fn in fns:
+        time.sleep(0.2)  # let the other engine's workers go to sleep
+        for _ in range(warmup):
             fn()
-    times: list[list[float]] = [[] for _ in fns]
-    for _ in range(runs):
-        for fn, ts in zip(fns, times, strict=True):
+        times = []
+        for _ in range(runs):
             start = time.perf_counter()
             fn()
-            ts.append(time.perf_counter() - start)
-    return [statistics.median(ts) for ts in times]
+            times.append(time.perf_counter() - start)
+        medians.append(statistics.median(times))
+    return medians
 
 
 def max_rel_err(ours: list[np.ndarray], theirs: list[np.ndarray]) -> float:
@@ -119,7 +127,7 @@ def bench_model(name: str, runs: int, warmup: int, thread_counts: list[int]) -> 
         session = ort_session(model, threads)
         got = compiled.set_num_threads(threads)
         err = max_rel_err(compiled.run(feeds), session.run(None, feeds))
-        t_nnc, t_ort = alternate_medians(
+        t_nnc, t_ort = block_medians(
             [lambda: compiled.run(feeds), lambda s=session: s.run(None, feeds)], runs, warmup
         )
         rows.append(
@@ -142,7 +150,7 @@ def bench_model(name: str, runs: int, warmup: int, thread_counts: list[int]) -> 
 def print_table(rows: list[dict], runs: int) -> None:
     """A Markdown table (paste into the README)."""
     print(f"\nMachine: {machine_description()}")
-    print(f"Median of {runs} alternated runs after warm-up; nnc/ORT < 1 means nnc is faster.\n")
+    print(f"Median of {runs} runs after warm-up; nnc/ORT < 1 means nnc is faster.\n")
     print(
         "| model | threads | nnc ms | ORT ms | nnc/ORT | nnc GFLOP/s | ORT GFLOP/s "
         "| compile s | max rel err |"

@@ -7,14 +7,18 @@
     parallel_for(b, n_tasks, [x, out], body, work=flops)
 
 The thread setting is a property of the ``ir.Module`` (``set_module_threads``; the code
-generator sets it from ``--threads``). With 1 thread (the default, e.g. in kernel unit
-tests), or when the loop is too small to pay for a dispatch (``work`` below
-``MIN_PARALLEL_WORK``), ``body`` is emitted inline over ``[0, n_tasks)``: the code is
-exactly the serial loop, with no threading at all.
+generator sets it from ``--threads``). When the loop is too small to pay for a dispatch
+(``work`` below ``MIN_PARALLEL_WORK``) or has one task, ``body`` is emitted inline over
+``[0, n_tasks)``. With 1 thread (the default, e.g. in kernel unit tests) the body is
+outlined exactly as below but called task by task from a plain loop: no threading code
+at all, and the same per-task code as a threaded build, so a model gives the same bits
+for every ``--threads`` value and thread count.
 
 Otherwise ``body`` is outlined into ``void NAME.bodyK(captures..., i64 lo, i64 hi)``
-(pointer captures keep ``noalias``, so the loop still vectorizes), a thunk
-``void(i8* ctx, i64 lo, i64 hi)`` unpacks the captures from a stack struct, and the
+(noinline; pointer captures keep ``noalias``, so the loop still vectorizes), a thunk
+``void(i8* ctx, i64 lo, i64 hi)`` unpacks the captures from a stack struct and calls
+the body once per task (``[t, t+1)``: the code of a task never depends on how the range
+was cut, so results are the same for any thread count and when the pool is busy), and the
 kernel calls ``nnc.parallel_for(thunk, ctx, n_tasks)`` (``threadpool.py``), which runs the
 thunk on disjoint ranges covering ``[0, n_tasks)``. Tasks must be independent: they write
 disjoint outputs, and any scratch they use is per-task (indexed by the task). The result
@@ -27,7 +31,7 @@ from collections.abc import Callable, Sequence
 
 from llvmlite import ir
 
-from nnc.backends.llvm.loops import I8_PTR, I64, VOID, i64
+from nnc.backends.llvm.loops import I8_PTR, I64, VOID, for_range, i64
 from nnc.backends.llvm.threadpool import BODY_TYPE, dispatcher
 
 #: Loops doing less work than this (about flops, ~10-50 us of serial time) stay serial:
@@ -75,7 +79,7 @@ def parallel_for(
     """
     module = b.module
     work = n_tasks << 16 if work is None else work
-    if module_threads(module) == 1 or n_tasks <= 1 or work < MIN_PARALLEL_WORK:
+    if n_tasks <= 1 or work < MIN_PARALLEL_WORK:
         body(b, i64(0), i64(n_tasks), list(captures))
         return
     parent = b.function
@@ -86,12 +90,17 @@ def parallel_for(
     inner = ir.Function(module, ir.FunctionType(VOID, [*types, I64, I64]), f"{base}.body{k}")
     inner.linkage = "internal"
     inner.attributes.add("nounwind")
+    inner.attributes.add("noinline")
     for arg in inner.args[: len(types)]:
         if isinstance(arg.type, ir.PointerType):
             arg.add_attribute("noalias")
     ib = ir.IRBuilder(inner.append_basic_block("entry"))
     body(ib, inner.args[-2], inner.args[-1], list(inner.args[: len(types)]))
     ib.ret_void()
+    if module_threads(module) == 1:  # serial build: the same per-task calls, no pool
+        with for_range(b, 0, n_tasks, name=f"{name}.task") as t:
+            b.call(inner, [*captures, t, b.add(t, i64(1))])
+        return
     # 2. The thunk the pool calls: unpack the context struct, call the body.
     ctx_type = ir.LiteralStructType(types)
     thunk = ir.Function(module, BODY_TYPE, f"{base}.thunk{k}")
@@ -103,7 +112,10 @@ def parallel_for(
     values = [
         tb.load(tb.gep(ctx, [zero, ir.Constant(ir.IntType(32), j)])) for j in range(len(types))
     ]
-    tb.call(inner, [*values, thunk.args[1], thunk.args[2]])
+    # One call per task: the code computing task t is the same whatever range it falls
+    # in, so results do not depend on the thread count or on the pool being busy.
+    with for_range(tb, thunk.args[1], thunk.args[2], name="task") as t:
+        tb.call(inner, [*values, t, tb.add(t, i64(1))])
     tb.ret_void()
     # 3. At the call site: fill the context on the stack and dispatch.
     with b.goto_entry_block():
