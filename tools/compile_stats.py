@@ -14,7 +14,7 @@ import argparse
 import sys
 import time
 
-from bench import load_model, median_time
+from bench import block_medians, load_model
 
 import nnc
 from nnc.testing import model_zoo
@@ -46,9 +46,9 @@ def stats_row(name: str, runs: int) -> str:
     model = load_model(name)
     feeds = model_zoo.random_inputs(model, seed=0)
     start = time.perf_counter()
-    compiled = nnc.compile(model, opt_level=3)
+    compiled = nnc.compile(model, opt_level=3, threads=1)
     compile_s = time.perf_counter() - start
-    run_ms = median_time(lambda: compiled.run(feeds), runs, warmup=2) * 1e3
+    run_ms = block_medians([lambda: compiled.run(feeds)], runs, warmup=2)[0] * 1e3
     r = compiled.report
     return (
         f"| {name} | {compile_s:.1f} | {run_ms:.2f} | {mib(r.workspace_bytes)} | "
