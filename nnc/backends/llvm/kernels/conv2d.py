@@ -26,6 +26,7 @@ from nnc.backends.llvm import loops
 from nnc.backends.llvm.kernels import KernelFn
 from nnc.backends.llvm.kernels.activation import emit_activation
 from nnc.backends.llvm.kernels.conv_direct import emit_conv2d_direct
+from nnc.backends.llvm.kernels.conv_shape import ConvShape
 from nnc.backends.llvm.kernels.depthwise import emit_depthwise
 from nnc.backends.llvm.kernels.gemm import (
     MicroCache,
@@ -45,46 +46,10 @@ def _ceil_div(a: int, b: int) -> int:
 
 
 @dataclass(frozen=True)
-class ConvGeometry:
-    """Static sizes of one conv: input, kernel, strides, pads, phase grid and tiling."""
+class ConvGeometry(ConvShape):
+    """Conv sizes plus the phase grid and the micro-kernel tiling of this emitter."""
 
-    n: int
-    c: int
-    h: int
-    w: int
-    m: int
-    kh: int
-    kw: int
-    sh: int
-    sw: int
-    dh: int
-    dw: int
-    pt: int
-    pl: int
-    pb: int
-    pr: int
-    group: int
     tile: TileShape
-
-    @property
-    def cg(self) -> int:
-        """Input channels per group."""
-        return self.c // self.group
-
-    @property
-    def mg(self) -> int:
-        """Output channels per group."""
-        return self.m // self.group
-
-    @property
-    def oh(self) -> int:
-        """Output height."""
-        return (self.h + self.pt + self.pb - self.dh * (self.kh - 1) - 1) // self.sh + 1
-
-    @property
-    def ow(self) -> int:
-        """Output width."""
-        return (self.w + self.pl + self.pr - self.dw * (self.kw - 1) - 1) // self.sw + 1
 
     @property
     def hq(self) -> int:
@@ -227,17 +192,9 @@ def _epilogue(b, module, g: ConvGeometry, grid, out, bias, res, act: tuple) -> N
 
 def conv_geometry(module, x_shape, w_shape, strides, pads, dilations, group) -> ConvGeometry:
     """Validate conv attributes and build the geometry for ``module``'s target."""
-    n, c, h, w = x_shape
-    m, cg, kh, kw = w_shape
-    if c % group or m % group or cg != c // group:
-        raise ValueError(f"conv: bad group {group} for x {x_shape}, w {w_shape}")
-    g = ConvGeometry(
-        n, c, h, w, m, kh, kw, *strides, *dilations, pads[0], pads[1], pads[2], pads[3],
-        group, tile_shape(module),
-    )  # fmt: skip
-    if g.oh <= 0 or g.ow <= 0:
-        raise ValueError(f"conv: empty output for x {x_shape}, w {w_shape}")
-    return g
+    return ConvGeometry.checked(
+        x_shape, w_shape, strides, pads, dilations, group, tile_shape(module)
+    )
 
 
 def emit_conv2d(

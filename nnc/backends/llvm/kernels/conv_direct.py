@@ -32,6 +32,7 @@ from llvmlite import ir
 
 from nnc.backends.llvm import loops
 from nnc.backends.llvm.kernels import KernelFn
+from nnc.backends.llvm.kernels.conv_shape import ConvShape
 from nnc.backends.llvm.kernels.gemm import tile_shape
 from nnc.backends.llvm.kernels.pack import CHANNEL_BLOCK, packed_blocks
 from nnc.backends.llvm.kernels.pool import Axis
@@ -228,42 +229,10 @@ def _epilogue(b, module, s: MicroConv, accs, out, bias, res) -> None:
 
 
 @dataclass(frozen=True)
-class _Conv:
-    """Static sizes of one conv (NCHW) and its tile."""
+class _Conv(ConvShape):
+    """Conv sizes (NCHW) plus this emitter's register tile."""
 
-    n: int
-    c: int
-    h: int
-    w: int
-    m: int
-    kh: int
-    kw: int
-    sh: int
-    sw: int
-    dh: int
-    dw: int
-    pt: int
-    pl: int
-    pb: int
-    pr: int
-    group: int
     tile: DirectTile
-
-    @property
-    def cg(self) -> int:
-        return self.c // self.group
-
-    @property
-    def mg(self) -> int:
-        return self.m // self.group
-
-    @property
-    def oh(self) -> int:
-        return (self.h + self.pt + self.pb - self.dh * (self.kh - 1) - 1) // self.sh + 1
-
-    @property
-    def ow(self) -> int:
-        return (self.w + self.pl + self.pr - self.dw * (self.kw - 1) - 1) // self.sw + 1
 
     @property
     def axes(self) -> tuple[Axis, Axis]:
@@ -435,16 +404,7 @@ def emit_conv2d_direct(
     ``w_shape`` is the logical ONNX shape ``(M, C/group, KH, KW)``; the buffer holds
     ``pack.pack_conv_weights(w, group)``. Same semantics as ``conv2d.emit_conv2d``.
     """
-    n, c, h, wd = x_shape
-    m, cg, kh, kw = w_shape
-    if c % group or m % group or cg != c // group:
-        raise ValueError(f"conv: bad group {group} for x {x_shape}, w {w_shape}")
-    g = _Conv(
-        n, c, h, wd, m, kh, kw, *strides, *dilations, pads[0], pads[1], pads[2], pads[3],
-        group, direct_tile(module),
-    )  # fmt: skip
-    if g.oh <= 0 or g.ow <= 0:
-        raise ValueError(f"conv: empty output for x {x_shape}, w {w_shape}")
+    g = _Conv.checked(x_shape, w_shape, strides, pads, dilations, group, direct_tile(module))
     fn, b, args = loops.new_function(module, name, 3 + has_bias + has_residual)
     em = _Emitter(module, name, g, has_bias, has_residual, tuple(act))
     full, tail = divmod(g.mg, g.tile.channels)
