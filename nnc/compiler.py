@@ -60,7 +60,10 @@ class Compilation:
 def load(model: str | os.PathLike | onnx.ModelProto) -> ModuleOp:
     """Import an ONNX model (path or ModelProto) into an nn-dialect module; a ``.nncz``
     compressed model file (``--emit nncz``) is decoded instead (weights expanded here,
-    at compile time)."""
+    at compile time). No passes run.
+
+    Raises ModelLoadError (missing/corrupt file) or UnsupportedOpError (naming the node).
+    """
     if isinstance(model, str | os.PathLike) and os.fspath(model).endswith(".nncz"):
         from nnc.compress.nncz import load_nncz
 
@@ -296,7 +299,35 @@ def compile(
     profile: bool = False,
     compress: str | None = None,
 ) -> CompiledModel:
-    """Compile ``model`` for this machine and load it; see ``nnc.compile``."""
+    """Compile an ONNX model to native code for this machine and load it.
+
+    Steps: import -> the -O``opt_level`` pass pipeline (or the ``passes`` spec instead,
+    with ``specialize-shapes{batch=N}`` first) -> LLVM build for the host -> shared
+    library in a private temporary directory -> loaded with ctypes.
+
+    ``quant``: none, int8 (static; ``calibration`` = .npz path, mapping name -> samples
+    or iterable of feeds; without it, dynamic), int8-dynamic, int8-weight, int4-weight,
+    fp16, bf16, with ``calib_method`` (minmax, percentile, entropy, mse), ``granularity``
+    (per-tensor, per-channel, per-group), ``group_size`` (default 128 for int4-weight,
+    else 32) and ``symmetric`` (None: u8 activations, symmetric weights); see
+    docs/quantization.md. Quantized ops without a native kernel raise UnsupportedOpError.
+    ``target``/``mcpu`` must describe code this machine can run (TargetError otherwise);
+    use the ``nnc`` command line to cross-compile. Every option problem raises an
+    NNCError subclass with a one-line message.
+
+    ``conv_algo`` (auto, autotune, direct, im2col, winograd2, winograd4, fft) runs the
+    ``select-conv-algo{algo=...}`` pass after the pipeline (replacing the pipeline's own
+    select-conv-algo, if any); None leaves the pipeline as it is.
+
+    ``threads``: threads of the generated code (caller included); None = all cores of
+    the machine running it (resolved when the library first runs), 1 = serial code with
+    no threading at all. Change it later with ``CompiledModel.set_num_threads``.
+    ``profile=True`` times every op; read ``CompiledModel.profile()``.
+
+    ``compress``: a compression spec such as ``"prune=0.8,cluster=4bit,huffman"`` or
+    ``"channels=0.25"`` (see ``nnc.compress.spec``); its passes run before
+    ``fuse-activation`` and ``report`` gets a per-layer before/after table.
+    """
     start = time.perf_counter()
     tgt = resolve_target(target, mcpu)
     if tgt is not None and not tgt.is_host:
@@ -347,7 +378,10 @@ def compile(
 
 
 def load_library(path: str | os.PathLike, prefix: str | None = None) -> CompiledModel:
-    """A CompiledModel over a library built earlier (``nnc`` or ``CompiledModel.save``)."""
+    """A CompiledModel over a library built earlier (``nnc`` or ``CompiledModel.save``).
+
+    ``prefix`` is found from the exported ``*_run_with_workspace`` symbol when omitted.
+    """
     library = NativeLibrary(path, prefix)
     header_path = os.path.splitext(library.path)[0] + ".h"
     header = None
