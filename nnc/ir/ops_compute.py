@@ -18,6 +18,15 @@ EPILOGUE_PROPS = {
     "act_beta": ("float", 0.0),
 }
 
+# The window of every 2-D convolution op (float, integer, weight-only): pads are
+# (top, left, bottom, right).
+CONV_WINDOW_PROPS = {
+    "strides": ("ints", (1, 1)),
+    "pads": ("ints", (0, 0, 0, 0)),
+    "dilations": ("ints", (1, 1)),
+    "group": ("int", 1),
+}
+
 
 def _require(cond: bool, message: str) -> None:
     if not cond:
@@ -38,13 +47,7 @@ class ConstantOp(NNOp):
     "nn.conv",
     operands=("x", "w"),
     optional=("bias", "residual"),
-    props={
-        "strides": ("ints", (1, 1)),
-        "pads": ("ints", (0, 0, 0, 0)),
-        "dilations": ("ints", (1, 1)),
-        "group": ("int", 1),
-        **EPILOGUE_PROPS,
-    },
+    props={**CONV_WINDOW_PROPS, **EPILOGUE_PROPS},
 )
 class ConvOp(NNOp):
     """2-D convolution, NCHW x (M, C/group, KH, KW) -> NMHW.

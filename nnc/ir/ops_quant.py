@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 
 from nnc.ir.nn_base import NNOp, ShapeError, TensorSpec, nn_op
-from nnc.ir.ops_compute import ConvOp
+from nnc.ir.ops_compute import CONV_WINDOW_PROPS, ConvOp
 from nnc.ir.weights import WeightAttr
 
 #: Integer range of each quantized storage type.
@@ -72,6 +72,13 @@ QRANGES: dict[str, tuple[int, int]] = {
 WQ_STORAGE = ("i8", "i4", "u4", "f16", "bf16")
 #: Fused activations the integer ops support (as a clamp of the quantized output).
 INT_ACTIVATIONS = ("none", "relu", "clip")
+
+
+def _plain_conv_props(p: dict[str, Any]) -> dict[str, Any]:
+    """``nn.conv`` properties with ``p``'s window and no epilogue (for shape inference)."""
+    conv_p = {k: p[k] for k in CONV_WINDOW_PROPS}
+    conv_p.update(activation="none", act_alpha=0.0, act_beta=0.0)
+    return conv_p
 
 
 def _require(cond: bool, message: str) -> None:
@@ -297,13 +304,7 @@ def _check_int_op(x: TensorSpec, w: TensorSpec, out: TensorSpec, extra, p) -> No
     "nn.qconv",
     operands=("x", "w"),
     optional=("bias", "residual"),
-    props={
-        "strides": ("ints", (1, 1)),
-        "pads": ("ints", (0, 0, 0, 0)),
-        "dilations": ("ints", (1, 1)),
-        "group": ("int", 1),
-        **_INT_PROPS,
-    },
+    props={**CONV_WINDOW_PROPS, **_INT_PROPS},
 )
 class QConvOp(NNOp):
     """Integer 2-D convolution with int32 accumulation and fused requantization."""
@@ -311,8 +312,7 @@ class QConvOp(NNOp):
     @staticmethod
     def infer(ins: list[TensorSpec], p: dict[str, Any]) -> list[TensorSpec]:
         x, w = ins[0], ins[1]
-        conv_p = {k: p[k] for k in ("strides", "pads", "dilations", "group")}
-        conv_p.update(activation="none", act_alpha=0.0, act_beta=0.0)
+        conv_p = _plain_conv_props(p)
         shape = ConvOp.infer([TensorSpec(x.shape), TensorSpec(w.shape)], conv_p)[0].shape
         out = TensorSpec(shape, p["out_dtype"])
         _check_int_op(x, w, out, ins[2:], p)
@@ -389,13 +389,7 @@ def _check_wq(ins: list[TensorSpec], p: dict[str, Any]) -> None:
     "nn.wq_conv",
     operands=("x", "w"),
     optional=("bias", "residual"),
-    props={
-        "strides": ("ints", (1, 1)),
-        "pads": ("ints", (0, 0, 0, 0)),
-        "dilations": ("ints", (1, 1)),
-        "group": ("int", 1),
-        **_WQ_PROPS,
-    },
+    props={**CONV_WINDOW_PROPS, **_WQ_PROPS},
 )
 class WQConvOp(NNOp):
     """Convolution over float activations with compressed weights (weight-only/dynamic)."""
@@ -404,8 +398,7 @@ class WQConvOp(NNOp):
     def infer(ins: list[TensorSpec], p: dict[str, Any]) -> list[TensorSpec]:
         _check_wq(ins, p)
         _require(len(p["w_shape"]) == 4, f"wq_conv w_shape {p['w_shape']} not rank 4")
-        conv_p = {k: p[k] for k in ("strides", "pads", "dilations", "group")}
-        conv_p.update(activation="none", act_alpha=0.0, act_beta=0.0)
+        conv_p = _plain_conv_props(p)
         specs = [ins[0], TensorSpec(tuple(p["w_shape"])), *ins[2:]]
         return ConvOp.infer(specs, conv_p)
 
@@ -462,12 +455,7 @@ class MatMulIntegerOp(NNOp):
     "nn.conv_integer",
     operands=("x", "w"),
     optional=("x_zp", "w_zp"),
-    props={
-        "strides": ("ints", (1, 1)),
-        "pads": ("ints", (0, 0, 0, 0)),
-        "dilations": ("ints", (1, 1)),
-        "group": ("int", 1),
-    },
+    props=dict(CONV_WINDOW_PROPS),
 )
 class ConvIntegerOp(NNOp):
     """ONNX ConvInteger: ``conv(x - x_zp, w - w_zp)`` exact in int32 (padding is x_zp,
@@ -477,7 +465,7 @@ class ConvIntegerOp(NNOp):
     def infer(ins: list[TensorSpec], p: dict[str, Any]) -> list[TensorSpec]:
         x, w = ins[0], ins[1]
         _require(x.dtype in ("i8", "u8") and w.dtype in ("i8", "u8"), "conv_integer: i8/u8")
-        conv_p = dict(p, activation="none", act_alpha=0.0, act_beta=0.0)
+        conv_p = _plain_conv_props(p)
         out = ConvOp.infer([TensorSpec(x.shape), TensorSpec(w.shape)], conv_p)[0]
         return [TensorSpec(out.shape, "i32")]
 
