@@ -20,6 +20,7 @@ from llvmlite import ir
 from nnc.backends.llvm import loops
 from nnc.backends.llvm.kernels import KernelFn
 from nnc.backends.llvm.kernels.activation import emit_activation
+from nnc.backends.llvm.kernels.conv_shape import ConvShape
 from nnc.backends.llvm.kernels.gemm import (
     GemmPlan,
     MicroCache,
@@ -84,16 +85,12 @@ def emit_conv2d_im2col(
     has_residual: bool = False,
 ) -> KernelFn:
     """ONNX Conv (NCHW), same arguments and semantics as ``conv2d.emit_conv2d``."""
+    shape = ConvShape.checked(x_shape, w_shape, strides, pads, dilations, group)
     n, c, h, w = x_shape
     m, cg, kh, kw = w_shape
     (sh, sw), (dh, dw) = strides, dilations
     pt, pl, pb, pr = pads
-    if c % group or m % group or cg != c // group:
-        raise ValueError(f"conv: bad group {group} for x {x_shape}, w {w_shape}")
-    oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
-    ow = (w + pl + pr - dw * (kw - 1) - 1) // sw + 1
-    if oh <= 0 or ow <= 0:
-        raise ValueError(f"conv: empty output for x {x_shape}, w {w_shape}")
+    oh, ow = shape.oh, shape.ow
     tile = tile_shape(module)
     mg, k = m // group, cg * kh * kw
     pp = _ceil_div(oh * ow, tile.nr) * tile.nr

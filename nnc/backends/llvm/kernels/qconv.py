@@ -17,6 +17,7 @@ from llvmlite import ir
 
 from nnc.backends.llvm import loops
 from nnc.backends.llvm.kernels import KernelFn
+from nnc.backends.llvm.kernels.conv_shape import ConvShape
 from nnc.backends.llvm.kernels.qgemm import I8_PTR, QMicroCache, QTiling, emit_tiles
 from nnc.backends.llvm.kernels.qisa import module_target, select_qisa
 from nnc.backends.llvm.kernels.qpack import (
@@ -33,11 +34,6 @@ from nnc.backends.llvm.kernels.requant import emit_epilogue
 from nnc.backends.llvm.loops import I8, I32, for_range, gep, i64
 
 Shape = tuple[int, ...]
-
-
-def conv_out_size(size: int, k: int, stride: int, dil: int, p0: int, p1: int) -> int:
-    """Output extent of one spatial axis."""
-    return (size + p0 + p1 - dil * (k - 1) - 1) // stride + 1
 
 
 def _emit_pad_planes(b, src, dst, planes: int, h: int, w: int, pads, fill, flip: bool) -> None:
@@ -164,16 +160,12 @@ def emit_qconv(
     """
     isa = select_qisa(target or module_target(module))
     wq = as_array(w).astype(np.int8)
+    shape = ConvShape.checked(x_shape, wq.shape, strides, pads, dilations, group)
     n, c, h, wd = x_shape
     m, cg, kh, kw = wq.shape
-    if c != cg * group or m % group:
-        raise ValueError(f"qconv: x {x_shape} and w {wq.shape} disagree for group {group}")
     (sh, sw), (dh, dw) = tuple(strides), tuple(dilations)
     pt, pl, pb, pr = pads
-    oh = conv_out_size(h, kh, sh, dh, pt, pb)
-    ow = conv_out_size(wd, kw, sw, dw, pl, pr)
-    if oh <= 0 or ow <= 0:
-        raise ValueError(f"qconv: empty output for x {x_shape}, w {wq.shape}")
+    oh, ow = shape.oh, shape.ow
     g, mg, kg, p = isa.group, m // group, cg * kh * kw, oh * ow
     kgp, pp = ceil_to(kg, g), ceil_to(p, isa.nr)
     w2d = wq.reshape(m, kg)
