@@ -61,21 +61,15 @@ from xdsl.pattern_rewriter import (
 from nnc.errors import InvalidOptionError
 from nnc.ir.ops_compute import ConvOp
 from nnc.ir.types import shape_of
-from nnc.passes._common import Tally, constant_array, erase_if_dead
-from nnc.passes._conv_algos import ConvShape, build_fft, common_problem, fft_mults
+from nnc.passes._common import Tally
+from nnc.passes._conv_algos import build_fft, common_problem, fft_mults
 from nnc.passes.report import record
-from nnc.passes.winograd_conv import MultTotals
+from nnc.passes.winograd_conv import MultTotals, replace_conv
 
 
 def rewrite_to_fft(conv: ConvOp, rewriter: PatternRewriter, totals: MultTotals) -> None:
     """Replace ``conv`` by ``nn.fft_conv`` (applicability already checked)."""
-    s = ConvShape.of(conv)
-    counts = fft_mults(s)
-    new_ops = build_fft(conv)
-    old_w = conv.w
-    totals.add(s.direct_mults, counts, constant_array(old_w), constant_array(new_ops[0].results[0]))
-    rewriter.replace(conv, new_ops)
-    erase_if_dead(rewriter, [old_w])
+    replace_conv(conv, build_fft(conv), fft_mults, rewriter, totals)
 
 
 @dataclass

@@ -88,11 +88,20 @@ class MultTotals:
 
 def rewrite_to_winograd(conv: ConvOp, tile: int, rewriter: PatternRewriter, totals: MultTotals):
     """Replace ``conv`` by ``nn.winograd_conv`` (applicability already checked)."""
+    replace_conv(conv, build_winograd(conv, tile), winograd_mults, rewriter, totals, tile)
+
+
+def replace_conv(conv: ConvOp, new_ops: list, mults, rewriter: PatternRewriter, totals, *args):
+    """Replace ``conv`` by ``new_ops`` (the first makes the transformed weight), adding
+    its multiplications (``mults(ConvShape, *args)``) and weight bytes to ``totals``."""
     s = ConvShape.of(conv)
-    new_ops = build_winograd(conv, tile)
-    counts = winograd_mults(s, tile)
     old_w = conv.w
-    totals.add(s.direct_mults, counts, constant_array(old_w), constant_array(new_ops[0].results[0]))
+    totals.add(
+        s.direct_mults,
+        mults(s, *args),
+        constant_array(old_w),
+        constant_array(new_ops[0].results[0]),
+    )
     rewriter.replace(conv, new_ops)
     erase_if_dead(rewriter, [old_w])
 
