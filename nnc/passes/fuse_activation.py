@@ -86,11 +86,16 @@ def _operands(op: ConvOp | GemmOp) -> list[SSAValue | None]:
 
 
 def _rebuild(old: ConvOp | GemmOp, operands: list, **props) -> ConvOp | GemmOp | None:
-    """``old`` with new operands/properties, or None if that does not type-check."""
+    """``old`` with new operands/properties, or None if that does not type-check.
+
+    Discardable attributes (layer names, compression and quantization records) carry over.
+    """
     try:
-        return type(old)(*operands, **{**old.props_dict(), **props})
+        new = type(old)(*operands, **{**old.props_dict(), **props})
     except ShapeError:
         return None
+    new.attributes.update(old.attributes)
+    return new
 
 
 def _fuse_conv_add(conv: ConvOp, other: SSAValue) -> list[Operation] | None:

@@ -141,3 +141,22 @@ def test_inapplicable_inputs_are_left_unchanged():
     t = b.insert(TanhOp(c4))  # already has an activation
     module = b.finish([("e", e), ("r", r), ("c2", c2), ("s", s), ("t", t)])
     assert text(apply_pass(module, FuseActivationPass())) == text(module)
+
+
+def test_fused_op_keeps_discardable_attributes():
+    """Layer names and compression records on the conv survive bias, residual and act fusion."""
+    from xdsl.dialects.builtin import StringAttr
+
+    rng = np.random.default_rng(2)
+    b = GraphBuilder()
+    x = b.add_input("x", (1, 2, 4, 4))
+    conv = ConvOp(x, b.constant(rand(rng, (2, 2, 1, 1))), None, None)
+    conv.attributes["nn.name"] = StringAttr("stem")
+    y = b.insert(AddOp(b.insert(conv), b.constant(rand(rng, (2, 1, 1)))))
+    module = b.finish([("y", b.insert(ReluOp(y)))])
+
+    after = apply_pass(module, FuseActivationPass())
+
+    (fused,) = [op for op in after.walk() if isinstance(op, ConvOp)]
+    assert fused.prop("activation") == "relu" and fused.operand_named("bias") is not None
+    assert fused.attributes["nn.name"] == StringAttr("stem")
