@@ -9,6 +9,7 @@ library. Both return a ``CompiledModel``.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -41,6 +42,7 @@ QUANT_MODES = (
     "int4-weight",
     "fp16",
     "bf16",
+    "mixed",
 )
 #: Accepted ``granularity`` values ("" = the mode's default).
 GRANULARITIES = ("per-tensor", "per-channel", "per-group")
@@ -117,6 +119,8 @@ def compile_model(
     granularity: str | None = None,
     group_size: int | None = None,
     symmetric: bool | None = None,
+    max_error: float | None = None,
+    size_budget: float | None = None,
     target: str | None = None,
     mcpu: str | None = None,
     prefix: str = "nnc",
@@ -137,6 +141,7 @@ def compile_model(
     if calibration is not None and quant in (None, "none"):
         raise InvalidOptionError("--calibration is only used with --quant (e.g. --quant int8)")
     quant_opts = _quant_options(quant, calib_method, granularity, group_size, symmetric)
+    quant_opts.update(_mixed_options(quant, calibration, max_error, size_budget))
     tgt = resolve_target(target, mcpu)
     # 2. Import; remember the weight size to report what compression saved.
     module = load(model)
@@ -243,7 +248,7 @@ def _quant_options(
         isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1
     ):
         raise InvalidOptionError(f"--group-size must be a positive integer, got {group_size!r}")
-    if granularity == "per-group" and quant in ("int8", "int8-dynamic"):
+    if granularity == "per-group" and quant in ("int8", "int8-dynamic", "mixed"):
         raise InvalidOptionError(
             f"--granularity per-group needs a weight-only mode (int8-weight, int4-weight), "
             f"not --quant {quant}"
@@ -254,6 +259,33 @@ def _quant_options(
         "group_size": group_size,
         "symmetric": None if symmetric is None else bool(symmetric),
     }
+
+
+def _mixed_options(
+    quant: str | None, calibration: Any, max_error: Any, size_budget: Any
+) -> dict[str, Any]:
+    """Check the --quant mixed budgets (InvalidOptionError); their keyword arguments."""
+    if quant != "mixed":
+        if max_error is not None or size_budget is not None:
+            flag = "--max-error" if max_error is not None else "--size-budget"
+            raise InvalidOptionError(f"{flag} is only used with --quant mixed")
+        return {}
+    if max_error is None and size_budget is None:
+        raise InvalidOptionError("--quant mixed needs --max-error X and/or --size-budget MIB")
+    checks = (
+        ("--max-error", max_error, 0.0, "a finite number >= 0"),
+        ("--size-budget", size_budget, 1e-300, "a positive number of MiB"),
+    )
+    for flag, value, low, what in checks:
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if value is not None and not (number and math.isfinite(value) and value >= low):
+            raise InvalidOptionError(f"{flag} must be {what}, got {value!r}")
+    if calibration is None:
+        raise InvalidOptionError(
+            "--quant mixed needs --calibration data (sensitivities and the error budget are "
+            "measured on it)"
+        )
+    return {"max_error": max_error, "size_budget": size_budget}
 
 
 def _with_conv_algo(spec: str, conv_algo: str | None) -> str:
@@ -289,6 +321,8 @@ def compile(
     granularity: str | None = None,
     group_size: int | None = None,
     symmetric: bool | None = None,
+    max_error: float | None = None,
+    size_budget: float | None = None,
     target: str | None = None,
     mcpu: str | None = None,
     prefix: str = "nnc",
@@ -311,6 +345,10 @@ def compile(
     (per-tensor, per-channel, per-group), ``group_size`` (default 128 for int4-weight,
     else 32) and ``symmetric`` (None: u8 activations, symmetric weights); see
     docs/quantization.md. Quantized ops without a native kernel raise UnsupportedOpError.
+    ``quant="mixed"`` (needs ``calibration``) keeps the most sensitive layers float (and
+    may use int4 weight-only for the least sensitive) to meet ``max_error`` (the model's
+    output error, relative RMS on the calibration data) and/or ``size_budget`` (weights
+    in MiB).
     ``target``/``mcpu`` must describe code this machine can run (TargetError otherwise);
     use the ``nnc`` command line to cross-compile. Every option problem raises an
     NNCError subclass with a one-line message.
@@ -328,6 +366,7 @@ def compile(
     ``"channels=0.25"`` (see ``nnc.compress.spec``); its passes run before
     ``fuse-activation`` and ``report`` gets a per-layer before/after table.
     """
+    options = {k: v for k, v in locals().items() if k != "model"}  # the keywords above
     start = time.perf_counter()
     tgt = resolve_target(target, mcpu)
     if tgt is not None and not tgt.is_host:
@@ -335,25 +374,7 @@ def compile(
             f"nnc.compile() runs the model in this process, but target '{target}' is not this "
             f"machine; cross-compile with the command line: nnc MODEL --target {target}"
         )
-    comp = compile_model(
-        model,
-        opt_level=opt_level,
-        quant=quant,
-        calibration=calibration,
-        calib_method=calib_method,
-        granularity=granularity,
-        group_size=group_size,
-        symmetric=symmetric,
-        target=target,
-        mcpu=mcpu,
-        prefix=prefix,
-        passes=passes,
-        batch=batch,
-        conv_algo=conv_algo,
-        threads=threads,
-        profile=profile,
-        compress=compress,
-    )
+    comp = compile_model(model, **options)
     from nnc.backends.llvm import write_artifact
 
     workdir = tempfile.mkdtemp(prefix="nnc-")

@@ -1,10 +1,16 @@
 """The compile report: per-layer output shapes, weights and MACs, plus totals.
 
 A *layer* is every op of ``main`` except ``nn.constant`` and the return. A layer's
-``params`` are the elements of the constants it consumes (each constant is counted once,
-at its first consumer, so the per-layer column sums to the model's weights) plus any
-weight-valued properties it holds. MACs are counted for the ops that do multiply-
-accumulate work (convolution, gemm, matmul); every other op counts 0.
+``weight_bytes`` are the bytes of the constants it consumes (each constant is counted
+once, at its first consumer, so the per-layer column sums to the model's weights) plus
+any weight-valued properties it holds; its ``params`` are the weight values those hold:
+their elements, except that compressed layers count what they encode, not how
+(``_param_count``): ``nn.sparse_gemm`` its non-zeros (the CSR ``row_ptr``/``col_idx``
+are bytes, not params), ``nn.codebook_gemm`` one weight per index (N*K; its centroids
+are bytes, not params). MACs are counted for the ops that do multiply-accumulate work
+(convolution, gemm, matmul and their compressed forms: ``nn.sparse_gemm`` the
+multiplications by non-zeros, ``nn.codebook_gemm`` its dense N*K per row); every other
+op counts 0.
 
 ``weight_bytes_before`` is the weight size of the imported model, before any pass, so the
 report shows what compression passes saved. ``workspace_bytes`` (the planned peak) vs
@@ -161,18 +167,35 @@ def layer_infos(module: ModuleOp) -> list[LayerInfo]:
             continue
         params, nbytes = 0, 0
         for weight in _own_weights(op):
-            params, nbytes = params + weight.array.size, nbytes + weight.array.nbytes
-        for operand in op.operands:
+            params += _param_count(op, weight.array, None)
+            nbytes += weight.array.nbytes
+        for i, operand in enumerate(op.operands):
             producer = operand.owner
             if isinstance(producer, ConstantOp) and id(producer) not in seen:
                 seen.add(id(producer))
                 array = producer.prop("value").array
-                params, nbytes = params + array.size, nbytes + array.nbytes
+                params += _param_count(op, array, i)
+                nbytes += array.nbytes
         shape = tuple(shape_of(op.results[0]))
         rows.append(
             LayerInfo(len(rows), op.name, layer_name(op), shape, params, nbytes, count_macs(op))
         )
     return rows
+
+
+def _param_count(op: Operation, array, operand: int | None) -> int:
+    """Weight values ``array`` holds for ``op``: operand ``operand`` (None: a
+    weight-valued property). Its elements, except for the encodings of compressed
+    layers: CSR structure (``nn.sparse_gemm``'s properties) and codebook centroids
+    hold none; packed codebook indices hold N*K (one per weight, two per byte at 4 bits).
+    """
+    if op.name == "nn.sparse_gemm" and operand is None:
+        return 0
+    if op.name == "nn.codebook_gemm" and operand == 1:
+        return int(op.prop("n")) * int(array.shape[1])
+    if op.name == "nn.codebook_gemm" and operand == 2:
+        return 0
+    return int(array.size)
 
 
 def count_macs(op: Operation) -> int:
@@ -212,6 +235,18 @@ def _conv_algo_macs(op: Operation) -> int:
     return num_elements(tuple(shape_of(op.results[0]))) * channels * kh * kw
 
 
+def _sparse_macs(op: Operation) -> int:
+    """CSR layers: one MAC per non-zero weight per output row (pixel for 1x1 convs)."""
+    row_ptr = op.prop("row_ptr").array
+    n = len(row_ptr) - 1
+    return num_elements(tuple(shape_of(op.results[0]))) // max(n, 1) * int(row_ptr[-1])
+
+
+def _codebook_macs(op: Operation) -> int:
+    """Codebook layers do the dense gemm: output elements * K (``indices`` is (NB, K, _))."""
+    return num_elements(tuple(shape_of(op.results[0]))) * shape_of(op.operands[1])[1]
+
+
 _MAC_RULES: dict[str, Callable[[Operation], int]] = {
     "nn.conv": _conv_macs,
     "nn.winograd_conv": _conv_algo_macs,
@@ -222,6 +257,8 @@ _MAC_RULES: dict[str, Callable[[Operation], int]] = {
     "nn.qgemm": _matmul_macs,  # x (..., K): K = x.shape[-1]
     "nn.wq_conv": lambda op: _wq_macs(op),
     "nn.wq_gemm": lambda op: _wq_macs(op),
+    "nn.sparse_gemm": _sparse_macs,
+    "nn.codebook_gemm": _codebook_macs,
 }
 
 
@@ -271,9 +308,14 @@ def human_count(n: int) -> str:
 class CompressionRow:
     """One weight layer (by node name) before and after the compression passes.
 
-    ``rank`` is the factorization rank (``nn.rank`` on factorized ops; 0: not
-    factorized); ``sparsity`` the fraction of zero weights after; ``distinct`` the most
-    distinct non-zero values of one weight after (weight sharing), 0 if not shared.
+    ``params_*`` count logical weights (a CSR or codebook layer at its dense (N, K)
+    shape, so pruned-dense and pruned-CSR rows agree; ``sparsity`` says how many are
+    zero); ``macs_*`` the work its kernel does (a CSR layer: non-zeros only);
+    ``bytes_*`` what the library stores (CSR: values + indices; codebook: packed indices
+    + centroids; plus biases). ``rank`` is the factorization rank (``nn.rank`` on
+    factorized ops; "-": not factorized); ``distinct`` the most distinct non-zero values
+    of one weight after (weight sharing), 0 if not shared. ``op_after`` is the (first)
+    op carrying the layer after compression (``nn.sparse_gemm``, ``nn.codebook_gemm``...).
     """
 
     name: str
@@ -285,37 +327,74 @@ class CompressionRow:
     sparsity: float
     rank: str
     distinct: int
+    bytes_before: int = 0
+    bytes_after: int = 0
+    op_after: str = ""
 
 
-def _weight_stats(module: ModuleOp) -> dict[str, list]:
-    """name -> [op, params, macs, zeros, ranks, distinct] of every MAC op after passes."""
+@dataclass
+class _After:
+    """Accumulated stats of the ops carrying one layer name after compression."""
+
+    op: str
+    params: int = 0
+    macs: int = 0
+    zeros: int = 0
+    ranks: list[str] = field(default_factory=list)
+    distinct: int = 0
+    nbytes: int = 0
+
+
+def _logical_weights(op: Operation) -> list:
+    """The weight arrays of a MAC op as the layer means them: compressed layers
+    (``dense_weight()``: CSR, codebook) decoded to (N, K), plus constant biases."""
+    decode = getattr(op, "dense_weight", None)
+    if decode is None:
+        return [
+            v.owner.prop("value").array for v in op.operands[1:] if isinstance(v.owner, ConstantOp)
+        ]
+    bias = op.operand_named("bias")
+    extra = [bias.owner.prop("value").array] if bias and isinstance(bias.owner, ConstantOp) else []
+    return [decode(), *extra]
+
+
+def _stored_bytes(op: Operation, seen: set[int]) -> int:
+    """Bytes of the constants (once each) and weight properties an op stores."""
+    total = sum(w.array.nbytes for w in _own_weights(op))
+    for v in op.operands:
+        if isinstance(v.owner, ConstantOp) and id(v.owner) not in seen:
+            seen.add(id(v.owner))
+            total += v.owner.prop("value").array.nbytes
+    return total
+
+
+_UNNAMED = "\0"  # key prefix of layers without a node name (matched in order)
+
+
+def _weight_stats(module: ModuleOp) -> dict[str, _After]:
+    """Layer name -> stats of every MAC op of ``main`` after the passes."""
+    import numpy as np
     from xdsl.dialects.builtin import IntegerAttr
 
-    stats: dict[str, list] = {}
+    stats: dict[str, _After] = {}
+    seen: set[int] = set()
     for op in main_func(module).body.blocks[0].ops:
         if op.name not in _MAC_RULES:
             continue
-        name = layer_name(op) or f"{op.name}@{len(stats)}"
-        row = stats.setdefault(name, [op.name, 0, 0, 0, [], 0])
-        row[2] += count_macs(op)
-        for v in op.operands[1:]:
-            if isinstance(v.owner, ConstantOp):
-                arr = v.owner.prop("value").array
-                row[1] += arr.size
-                if arr.ndim >= 2:
-                    row[3] += int(arr.size - _count_nonzero(arr))
-                    distinct = len(set(arr[arr != 0].tolist())) if arr.size <= 1 << 20 else 0
-                    row[5] = max(row[5], distinct)
+        name = layer_name(op) or f"{_UNNAMED}{len(stats)}"
+        row = stats.setdefault(name, _After(op.name))
+        row.macs += count_macs(op)
+        row.nbytes += _stored_bytes(op, seen)
+        for arr in _logical_weights(op):
+            row.params += arr.size
+            if arr.ndim >= 2:
+                row.zeros += int(arr.size - np.count_nonzero(arr))
+                distinct = len(np.unique(arr[arr != 0])) if arr.size <= 1 << 20 else 0
+                row.distinct = max(row.distinct, distinct)
         rank = op.attributes.get("nn.rank")
         if isinstance(rank, IntegerAttr):
-            row[4].append(str(rank.value.data))
+            row.ranks.append(str(rank.value.data))
     return stats
-
-
-def _count_nonzero(arr) -> int:
-    import numpy as np
-
-    return int(np.count_nonzero(arr))
 
 
 def compression_rows(before: list[LayerInfo], module: ModuleOp) -> list[CompressionRow]:
@@ -329,35 +408,40 @@ def compression_rows(before: list[LayerInfo], module: ModuleOp) -> list[Compress
             continue
         key = info.name
         if not key:
-            key = next((k for k in after if k.startswith(f"{info.op}@")), "")
-        op, params, macs, zeros, ranks, distinct = after.pop(key, [info.op, 0, 0, 0, [], 0])
-        shared = distinct if distinct and distinct <= 256 and params > 256 else 0
+            key = next((k for k in after if k.startswith(_UNNAMED)), "")
+        a = after.pop(key, _After(info.op))
+        shared = a.distinct if a.distinct and a.distinct <= 256 and a.params > 256 else 0
         rows.append(
             CompressionRow(
                 info.name,
                 info.op,
                 info.params,
-                params,
+                a.params,
                 info.macs,
-                macs,
-                zeros / params if params else 0.0,
-                "/".join(dict.fromkeys(ranks)) or "-",
+                a.macs,
+                a.zeros / a.params if a.params else 0.0,
+                "/".join(dict.fromkeys(a.ranks)) or "-",
                 shared,
+                info.weight_bytes,
+                a.nbytes,
+                a.op,
             )
         )
     return rows
 
 
 def compression_table(rows: list[CompressionRow], nncz_bytes: int | None = None) -> list[str]:
-    """The ``--compress`` report: per layer params/MACs before -> after, sparsity, rank,
-    shared values; totals; and the Deep-Compression-style ratio of the nncz file."""
-    header = ("layer", "op", "params", "MACs", "sparsity", "rank", "values")
+    """The ``--compress`` report: per layer params/MACs/stored bytes before -> after,
+    sparsity, rank, shared values; totals; and the Deep-Compression-style ratio of the
+    nncz file."""
+    header = ("layer", "op", "params", "MACs", "weights", "sparsity", "rank", "values")
     body = [
         (
             r.name or "?",
-            r.op,
+            r.op if r.op_after in ("", r.op) else f"{r.op} -> {r.op_after.removeprefix('nn.')}",
             f"{r.params_before:,} -> {r.params_after:,}",
             f"{human_count(r.macs_before)} -> {human_count(r.macs_after)}",
+            f"{human_bytes(r.bytes_before)} -> {human_bytes(r.bytes_after)}",
             f"{r.sparsity:.0%}",
             r.rank,
             str(r.distinct) if r.distinct else "-",
@@ -370,9 +454,11 @@ def compression_table(rows: list[CompressionRow], nncz_bytes: int | None = None)
     lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
     pb, pa = sum(r.params_before for r in rows), sum(r.params_after for r in rows)
     mb, ma = sum(r.macs_before for r in rows), sum(r.macs_after for r in rows)
+    bb, ba = sum(r.bytes_before for r in rows), sum(r.bytes_after for r in rows)
     nz = sum(r.params_after * (1 - r.sparsity) for r in rows)
     lines.append(
-        f"  weights: {pb:,} -> {pa:,} params ({int(nz):,} non-zero); "
+        f"  weights: {pb:,} -> {pa:,} params ({int(round(nz)):,} non-zero), "
+        f"{human_bytes(bb)} -> {human_bytes(ba)} stored; "
         f"MACs: {human_count(mb)} -> {human_count(ma)}"
         + (f" ({1 - ma / mb:.0%} fewer)" if mb else "")
     )

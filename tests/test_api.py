@@ -214,3 +214,15 @@ def test_import_nnc_is_lazy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_compile_takes_every_option_of_compile_model():
+    """nnc.compile forwards its keywords to compile_model: the two signatures must agree."""
+    import inspect
+
+    from nnc import compiler
+
+    api = inspect.signature(compiler.compile).parameters
+    core = inspect.signature(compiler.compile_model).parameters
+    assert set(api) == set(core) - {"build"}
+    assert all(api[name].default == core[name].default for name in api if name != "model")

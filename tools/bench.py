@@ -12,24 +12,37 @@ the README. The machine may be shared and noisy: read the ratio, not absolute ti
 
     .venv/bin/python tools/bench.py                       # default model set, 1 and N threads
     .venv/bin/python tools/bench.py --models resnet18 --runs 50 --threads 1 4
+
+Two more modes (issue #4 / #5), each printing its own Markdown tables:
+
+    .venv/bin/python tools/bench.py --quant int8 --runs 20     # nnc int8 vs fp32 vs ORT QDQ
+    .venv/bin/python tools/bench.py --compress --runs 20       # every technique vs -O3
+    .venv/bin/python tools/bench.py --compress 'prune=0.9,sparse' --models mobilenet_v2
+
+``--quant`` details: ``_bench_quant.py``; ``--compress`` details: ``_bench_compress.py``.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import statistics
 import sys
 import time
-from collections.abc import Callable
 
-import numpy as np
-import onnx
-import onnxruntime as ort
+from _bench_common import (
+    all_cores,
+    block_medians,
+    load_model,
+    load_now,
+    machine_description,
+    max_rel_err,
+    ort_session,
+    timing_note,
+)
 
 import nnc
 from nnc.testing import model_zoo
+
+__all__ = ["block_medians", "load_model", "machine_description", "max_rel_err", "ort_session"]
 
 DEFAULT_MODELS = [
     "resnet18",
@@ -41,80 +54,11 @@ DEFAULT_MODELS = [
     "light_inception_v1",
     "light_vgg19",
 ]
-#: ISA features worth naming in the machine line.
-_FEATURES = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile",
-             "asimd", "asimddp", "sve", "sve2", "i8mm")  # fmt: skip
 
 
-def machine_description() -> str:
-    """CPU model, usable cores and notable ISA features (from /proc/cpuinfo on Linux)."""
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                key = key.strip().lower()
-                if key in ("model name", "cpu model", "hardware") and model in ("", "x86_64"):
-                    model = value.strip()
-                elif key in ("flags", "features"):
-                    flags |= set(value.split())
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    isa = " ".join(f for f in _FEATURES if f in flags) or "-"
-    return f"{model}, {cores} cores ({platform.machine()}), ISA: {isa}"
-
-
-def load_model(name: str) -> onnx.ModelProto:
-    """A zoo model by name, or one of the onnx package's light_* models."""
-    if name.startswith("light_"):
-        for light in model_zoo.light_models():
-            if f"light_{light.name}" == name or light.name == name:
-                return light.load()
-        raise SystemExit(f"bench: unknown light model {name!r}")
-    if name not in model_zoo.ZOO:
-        raise SystemExit(f"bench: unknown model {name!r}; choose from {sorted(model_zoo.ZOO)}")
-    return model_zoo.ZOO[name]()
-
-
-def ort_session(model: onnx.ModelProto, threads: int) -> ort.InferenceSession:
-    """An onnxruntime CPU session with all graph optimizations and ``threads`` threads."""
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-
-
-def block_medians(fns: list[Callable[[], object]], runs: int, warmup: int) -> list[float]:
-    """Median wall time (s) of each of ``fns``: ``warmup`` untimed then ``runs`` timed
-    calls of one engine, a short pause, then the next engine.
-
-    Blocks, not alternation: both engines' idle workers spin for a while after a run,
-    and interleaving two spinning pools on few cores makes each slow the other down.
-    """
-    medians = []
-    for fn in fns:
-        time.sleep(0.2)  # let the other engine's workers go to sleep
-        for _ in range(warmup):
-            fn()
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        medians.append(statistics.median(times))
-    return medians
-
-
-def max_rel_err(ours: list[np.ndarray], theirs: list[np.ndarray]) -> float:
-    return max(
-        float(np.max(np.abs(a - b))) / max(float(np.max(np.abs(b))), 1e-30)
-        for a, b in zip(ours, theirs, strict=True)
-    )
-
-
-def bench_model(name: str, runs: int, warmup: int, thread_counts: list[int]) -> list[dict]:
+def bench_model(
+    name: str, runs: int, warmup: int, thread_counts: list[int], rounds: int = 1
+) -> list[dict]:
     """Compile, check and time one model; one result row per thread count."""
     model = load_model(name)
     feeds = model_zoo.random_inputs(model, seed=0)
@@ -128,7 +72,10 @@ def bench_model(name: str, runs: int, warmup: int, thread_counts: list[int]) -> 
         got = compiled.set_num_threads(threads)
         err = max_rel_err(compiled.run(feeds), session.run(None, feeds))
         t_nnc, t_ort = block_medians(
-            [lambda: compiled.run(feeds), lambda s=session: s.run(None, feeds)], runs, warmup
+            [lambda: compiled.run(feeds), lambda s=session: s.run(None, feeds)],
+            runs,
+            warmup,
+            rounds,
         )
         rows.append(
             {
@@ -142,15 +89,17 @@ def bench_model(name: str, runs: int, warmup: int, thread_counts: list[int]) -> 
                 "rel_err": err,
                 "nnc_gflops": 2 * macs / t_nnc / 1e9,
                 "ort_gflops": 2 * macs / t_ort / 1e9,
+                "load": load_now(),
             }
         )
     return rows
 
 
-def print_table(rows: list[dict], runs: int) -> None:
+def print_table(rows: list[dict], runs: int, rounds: int = 1) -> None:
     """A Markdown table (paste into the README)."""
     print(f"\nMachine: {machine_description()}")
-    print(f"Median of {runs} runs after warm-up; nnc/ORT < 1 means nnc is faster.\n")
+    print(timing_note(runs, rounds, [r["load"] for r in rows]))
+    print("nnc/ORT < 1 means nnc is faster.\n")
     print(
         "| model | threads | nnc ms | ORT ms | nnc/ORT | nnc GFLOP/s | ORT GFLOP/s "
         "| compile s | max rel err |"
@@ -164,30 +113,86 @@ def print_table(rows: list[dict], runs: int) -> None:
         )
 
 
-def main(argv: list[str] | None = None) -> int:
+QUANT_MODELS = ["resnet18", "mobilenet_v2", "transformer_block"]
+COMPRESS_MODELS = ["resnet18", "mobilenet_v2"]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS)
+    parser.add_argument("--models", nargs="+", help="default: depends on the mode")
     parser.add_argument("--runs", type=int, default=20, help="timed runs per engine (>= 1)")
     parser.add_argument("--warmup", type=int, default=3)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="split the runs over this many passes over the engines (shared machines)",
+    )
     parser.add_argument(
         "--threads",
         type=int,
         nargs="+",
-        default=sorted({1, cores or 1}),
-        help="thread counts to measure (default: 1 and all cores)",
+        help="thread counts to measure (default: 1 and all cores; --compress: 1)",
     )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quant", choices=["int8"], help="int8 vs fp32 vs onnxruntime QDQ int8")
+    mode.add_argument(
+        "--compress",
+        nargs="*",
+        metavar="SPEC",
+        help="compression techniques vs the -O3 build (no SPEC: the default set)",
+    )
+    parser.add_argument("--calib-samples", type=int, default=16, help="--quant calibration")
+    parser.add_argument("--eval-samples", type=int, default=8, help="--quant accuracy inputs")
     args = parser.parse_args(argv)
+    if args.runs < 1 or args.rounds < 1 or args.calib_samples < 1 or args.eval_samples < 1:
+        parser.error("--runs, --rounds, --calib-samples and --eval-samples must be >= 1")
+    if args.threads is None:
+        args.threads = [1] if args.compress is not None else sorted({1, all_cores()})
+    if args.models is None:
+        args.models = (
+            QUANT_MODELS
+            if args.quant
+            else COMPRESS_MODELS
+            if args.compress is not None
+            else DEFAULT_MODELS
+        )
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.quant:
+        from _bench_quant import bench_quant_model, quant_tables
+
+        rows, infos = [], []
+        for name in args.models:
+            model_rows, info = bench_quant_model(name, load_model(name), args)
+            rows += model_rows
+            infos.append(info)
+        print("\n" + "\n".join(quant_tables(rows, infos, args)))
+        return 0
+    if args.compress is not None:
+        from _bench_compress import TECHNIQUES, bench_compress_model, compress_table
+
+        techniques = TECHNIQUES
+        if args.compress:
+            techniques = [TECHNIQUES[0]] + [(spec, spec) for spec in args.compress]
+        rows = []
+        for name in args.models:
+            rows += bench_compress_model(name, load_model(name), techniques, args)
+        print("\n" + "\n".join(compress_table(rows, args)))
+        return 0
     rows = []
     for name in args.models:
-        for row in bench_model(name, max(args.runs, 1), args.warmup, args.threads):
+        for row in bench_model(name, args.runs, args.warmup, args.threads, args.rounds):
             print(
                 f"{name} x{row['threads']}: nnc {row['nnc_ms']:.2f} ms, ORT {row['ort_ms']:.2f} "
                 f"ms, ratio {row['ratio']:.2f}, compile {row['compile_s']:.1f} s",
                 file=sys.stderr,
             )
             rows.append(row)
-    print_table(rows, args.runs)
+    print_table(rows, args.runs, args.rounds)
     return 0
 
 

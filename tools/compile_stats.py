@@ -14,7 +14,7 @@ import argparse
 import sys
 import time
 
-from bench import block_medians, load_model
+from _bench_common import block_medians, load_model
 
 import nnc
 from nnc.testing import model_zoo

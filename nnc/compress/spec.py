@@ -11,11 +11,17 @@ Items (comma separated, any order; the order of application is fixed, below):
 ``lowrank=R``          low-rank factorization keeping R of the parameters:
                        ``low-rank{ratio=R scope=global}`` (SVD ranks chosen jointly)
 ``energy=E``           low-rank with ranks by energy instead: ``low-rank{energy=E}``
+``cp``                 with ``lowrank=R``: KxK convs by CP decomposition instead of
+                       Tucker-2: ``low-rank{ratio=R scope=global method=svd},
+                       low-rank{ratio=R method=cp}``
 ``prune=S``            magnitude pruning to sparsity S: ``prune{sparsity=S scope=global}``
 ``scope=local|global`` its scope (default global)
 ``pattern=P``          its pattern: ``unstructured``, ``N:M`` (2:4), ``RxC`` (4x4)
 ``cluster=Bbit``       weight sharing with 2^B centroids: ``cluster{bits=B}`` (``4bit``/``4``)
 ``sparse``             sparse kernels where they beat dense: ``sparse-kernels``
+``codebook``           keep few-valued (clustered) gemm weights as 4/8-bit codebook
+                       indices in the library, decoded per tile at run time:
+                       ``codebook-kernels`` (after ``sparse-kernels``)
 ``huffman``            Huffman-code the weights into the nncz file (``--emit nncz``) and
                        report its size
 =====================  ===============================================================
@@ -53,11 +59,13 @@ class CompressSpec:
     norm: str = "l1"
     lowrank: float | None = None
     energy: float | None = None
+    cp: bool = False
     prune: float | None = None
     scope: str = "global"
     pattern: str | None = None
     cluster_bits: int | None = None
     sparse: bool = False
+    codebook: bool = False
     huffman: bool = False
 
     def pipeline(self) -> str:
@@ -67,6 +75,9 @@ class CompressSpec:
             steps.append(f"prune-channels{{ratio={self.channels} norm={self.norm}}}")
         if self.energy is not None:
             steps.append(f"low-rank{{energy={self.energy}}}")
+        elif self.lowrank is not None and self.cp:
+            steps.append(f"low-rank{{ratio={self.lowrank} scope=global method=svd}}")
+            steps.append(f"low-rank{{ratio={self.lowrank} method=cp}}")
         elif self.lowrank is not None:
             steps.append(f"low-rank{{ratio={self.lowrank} scope=global}}")
         if self.prune is not None or self.pattern is not None:
@@ -76,10 +87,15 @@ class CompressSpec:
             if self.pattern is not None:
                 opts.append(f'pattern="{self.pattern}"')
             steps.append(f"prune{{{' '.join(opts)}}}")
-        if self.cluster_bits is not None:
+        if self.cluster_bits is not None and self.codebook and self.prune is not None:
+            # pruned zeros + 2^B centroids would need B+1 index bits: reserve a code
+            steps.append(f"cluster{{bits={self.cluster_bits} reserve-zero=true}}")
+        elif self.cluster_bits is not None:
             steps.append(f"cluster{{bits={self.cluster_bits}}}")
         if self.sparse:
             steps.append("sparse-kernels")
+        if self.codebook:
+            steps.append("codebook-kernels")
         return ",".join(steps)
 
 
@@ -121,16 +137,20 @@ def parse_compress(spec: str) -> CompressSpec:
             out.cluster_bits = int(_number(key, bits, 1, 8))
         elif key == "sparse" and value is None:
             out.sparse = True
+        elif key == "codebook" and value is None:
+            out.codebook = True
         elif key == "huffman" and value is None:
             out.huffman = True
-        elif key in ("cp", "tucker-cp"):
-            raise InvalidOptionError("--compress: CP decomposition is not supported yet")
+        elif key == "cp" and value is None:
+            out.cp = True
         else:
             raise InvalidOptionError(
                 f"--compress: unknown item '{item}' (known: channels=R, norm=l1|l2, "
-                "lowrank=R, energy=E, prune=S, scope=local|global, pattern=P, "
-                "cluster=Bbit, sparse, huffman)"
+                "lowrank=R, cp, energy=E, prune=S, scope=local|global, pattern=P, "
+                "cluster=Bbit, sparse, codebook, huffman)"
             )
+    if out.cp and (out.lowrank is None or out.energy is not None):
+        raise InvalidOptionError("--compress: cp needs lowrank=R (and no energy=E)")
     return out
 
 

@@ -2,6 +2,7 @@
 
     nnc MODEL.onnx [-O0|-O1|-O2|-O3] [--quant MODE] [--calibration DATA.npz]
         [--calib-method M] [--granularity G] [--group-size N] [--symmetric|--asymmetric]
+        [--max-error X] [--size-budget MIB]
         [--target TRIPLE] [--mcpu CPU] [--prefix NAME] [--emit KIND] [-o OUT]
         [--report] [--passes SPEC] [--batch N] [--conv-algo ALGO] [--threads N] [--profile]
         [--compress SPEC]
@@ -85,7 +86,8 @@ def _arg_parser() -> _Parser:
         choices=QUANT_MODES,
         default="none",
         help="quantize: int8 (static, calibrated), int8-dynamic, int8-weight, int4-weight, "
-        "fp16, bf16 (default none); see docs/quantization.md",
+        "fp16, bf16, mixed (per-layer int8/int4/float to meet --max-error and/or "
+        "--size-budget; needs --calibration) (default none); see docs/quantization.md",
     )
     p.add_argument(
         "--calibration",
@@ -110,6 +112,21 @@ def _arg_parser() -> _Parser:
         default=None,
         metavar="N",
         help="weights per group with per-group granularity (default 128 for int4-weight, else 32)",
+    )
+    p.add_argument(
+        "--max-error",
+        type=float,
+        default=None,
+        metavar="X",
+        help="--quant mixed: largest output error (relative RMS vs float on the calibration "
+        "data) allowed",
+    )
+    p.add_argument(
+        "--size-budget",
+        type=float,
+        default=None,
+        metavar="MIB",
+        help="--quant mixed: weights must fit in this many MiB",
     )
     sym = p.add_mutually_exclusive_group()
     sym.add_argument(
@@ -273,6 +290,8 @@ def _run(args: argparse.Namespace) -> int:
         granularity=args.granularity,
         group_size=args.group_size,
         symmetric=args.symmetric,
+        max_error=args.max_error,
+        size_budget=args.size_budget,
         target=args.target,
         mcpu=args.mcpu,
         prefix=args.prefix,

@@ -7,6 +7,7 @@ from xdsl.dialects.builtin import Builtin
 from xdsl.dialects.func import Func
 from xdsl.ir import Dialect
 
+from nnc.ir.ops_codebook import CODEBOOK_OPS
 from nnc.ir.ops_compute import (
     AvgPoolOp,
     BatchNormOp,
@@ -66,6 +67,7 @@ NN_OPS = [
     ReduceMaxOp,
     *QUANT_OPS,
     *SPARSE_OPS,
+    *CODEBOOK_OPS,
 ]
 
 NN = Dialect("nn", NN_OPS, [WeightAttr])

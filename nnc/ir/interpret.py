@@ -113,6 +113,29 @@ def conv2d(x: np.ndarray, w: np.ndarray, strides, pads, dilations, group: int) -
     ow = (xp.shape[3] - dw * (kw - 1) - 1) // sw + 1
     out = np.zeros((n, m, oh, ow))
     mg = m // group
+    if group == 1:  # im2col per image: one BLAS product (float64, exact for integers)
+        w2 = w.astype(np.float64).reshape(m, cg * kh * kw)
+        for img in range(n):
+            cols = np.stack(
+                [
+                    xp[img, :, i * dh : i * dh + sh * (oh - 1) + 1 : sh,
+                       j * dw : j * dw + sw * (ow - 1) + 1 : sw]
+                    for i in range(kh)
+                    for j in range(kw)
+                ],
+                axis=1,
+            )  # fmt: skip
+            out[img] = (w2 @ cols.reshape(cg * kh * kw, oh * ow)).reshape(m, oh, ow)
+        return out
+    if cg == 1:  # depthwise-like: one broadcast product per tap over all groups
+        wg = w.astype(np.float64).reshape(group, mg, kh, kw)
+        for i in range(kh):
+            for j in range(kw):
+                patch = xp[:, :, i * dh : i * dh + sh * (oh - 1) + 1 : sh,
+                           j * dw : j * dw + sw * (ow - 1) + 1 : sw]  # fmt: skip
+                tap = wg[:, :, i, j].reshape(1, group, mg, 1, 1)
+                out += (patch[:, :, None] * tap).reshape(n, m, oh, ow)
+        return out
     for g in range(group):
         xg = xp[:, g * cg : (g + 1) * cg]
         wg = w[g * mg : (g + 1) * mg].astype(np.float64)
@@ -215,8 +238,23 @@ def _pool_windows(op, x: np.ndarray, fill: float):
 @_impl(oc.MaxPoolOp)
 def _max_pool(op, x) -> np.ndarray:
     out = np.empty(_pool_out_shape(op, x), x.dtype)  # i8/u8 too (quantized models)
-    for i, j, win, inside in _pool_windows(op, x, -np.inf):
-        out[:, :, i, j] = np.where(inside == 2, win, -np.inf).max(axis=(2, 3))
+    (kh, kw), (sh, sw) = op.prop("kernel"), op.prop("strides")
+    dh, dw = op.prop("dilations")
+    t, left, _, _ = op.prop("pads")
+    oh, ow = out.shape[2:]
+    # Padding and ceil_mode overhang never win: -inf around the input, one max per tap.
+    extra_h, extra_w = sh * oh + dh * kh, sw * ow + dw * kw
+    xp = np.pad(
+        x.astype(np.float64), ((0, 0), (0, 0), (t, extra_h), (left, extra_w)),
+        constant_values=-np.inf,
+    )  # fmt: skip
+    best = np.full(out.shape, -np.inf)
+    for i in range(kh):
+        for j in range(kw):
+            tap = xp[:, :, i * dh : i * dh + sh * (oh - 1) + 1 : sh,
+                     j * dw : j * dw + sw * (ow - 1) + 1 : sw]  # fmt: skip
+            np.maximum(best, tap, out=best)
+    out[...] = best
     return out
 
 
@@ -371,5 +409,6 @@ def interpret(
 
 
 # Quantized ops live in their own file; importing it registers them in _IMPLS.
+from nnc.ir import interpret_codebook as _interpret_codebook  # noqa: E402, F401
 from nnc.ir import interpret_quant as _interpret_quant  # noqa: E402, F401
 from nnc.ir import interpret_sparse as _interpret_sparse  # noqa: E402, F401

@@ -12,6 +12,7 @@ from xdsl.passes import ModulePass
 from nnc.passes.calibrate import CalibratePass
 from nnc.passes.canonicalize import CanonicalizePass
 from nnc.passes.cluster import ClusterPass
+from nnc.passes.codebook_kernels import CodebookKernelsPass
 from nnc.passes.cse import CommonSubexpressionEliminationPass
 from nnc.passes.dce import DeadCodeEliminationPass
 from nnc.passes.fft_conv import FFTConvPass
@@ -22,8 +23,10 @@ from nnc.passes.fold_qdq import FoldQDQPass
 from nnc.passes.fuse_activation import FuseActivationPass
 from nnc.passes.fuse_qdq import FuseQDQPass
 from nnc.passes.low_rank import LowRankPass
+from nnc.passes.mixed_precision import MixedPrecisionPass
 from nnc.passes.prune import PrunePass
 from nnc.passes.prune_channels import PruneChannelsPass
+from nnc.passes.quant_sensitivity import QuantSensitivityPass
 from nnc.passes.quantize import QuantizePass
 from nnc.passes.report import PassReport
 from nnc.passes.select_conv_algo import SelectConvAlgoPass
@@ -35,6 +38,7 @@ PASSES: dict[str, type[ModulePass]] = {
     "calibrate": CalibratePass,
     "canonicalize": CanonicalizePass,
     "cluster": ClusterPass,
+    "codebook-kernels": CodebookKernelsPass,
     "cse": CommonSubexpressionEliminationPass,
     "dce": DeadCodeEliminationPass,
     "fft-conv": FFTConvPass,
@@ -45,8 +49,10 @@ PASSES: dict[str, type[ModulePass]] = {
     "fuse-activation": FuseActivationPass,
     "fuse-qdq": FuseQDQPass,
     "low-rank": LowRankPass,
+    "mixed-precision": MixedPrecisionPass,
     "prune": PrunePass,
     "prune-channels": PruneChannelsPass,
+    "quant-sensitivity": QuantSensitivityPass,
     "quantize": QuantizePass,
     "select-conv-algo": SelectConvAlgoPass,
     "sparse-kernels": SparseKernelsPass,

@@ -20,14 +20,17 @@ Compression found best because large weights keep their own centroids), ``iters`
 iterations, empty clusters dropped. The last step is an assignment: every weight is
 replaced by its **nearest** centroid.
 
-Storage (documented choice): the compiled library stores the *decoded* float32 weights
-(decoded at compile time), so every fp32 kernel (SIMD gemm, im2col, Winograd, ...)
-runs unchanged at full speed; a gather through the codebook in the innermost loop would
-cost more than the memory it saves at these sizes. The size win is in the compressed
-model file (``nnc --emit nncz``: codebook + Huffman-coded indices, see
-``nnc.compress.nncz``), which is decoded when nnc reads it. The codebook of each layer
-is recorded on its constant as ``nn.codebook`` (f32): the fine-tuning hook (Deep
-Compression fine-tunes the centroids with gradients summed per cluster).
+Storage: this pass leaves float32 constants holding the shared values, so every fp32
+kernel (conv, Winograd, sparse...) still applies. To keep the *library* small, run
+``codebook-kernels`` after it (``--compress cluster=4bit,codebook``): gemms then store
+4-bit (<= 16 values) or 8-bit indices + the codebook and decode per register tile at
+run time (``kernels/codebook_gemm.py``); other layers keep the decoded f32 weights. The
+compressed model file (``nnc --emit nncz``: codebook + Huffman-coded indices, see
+``nnc.compress.nncz``) holds the Huffman-coded form. ``reserve-zero=true`` clusters a
+layer that has zeros (pruned) to ``2^bits - 1`` values, so zero + centroids still fit a
+``bits``-wide index. The codebook of each layer is recorded on its constant as
+``nn.codebook`` (f32): the fine-tuning hook (Deep Compression fine-tunes the centroids
+with gradients summed per cluster).
 
 Invariant (property tests): at most 2^bits distinct non-zero values per layer, zeros
 unchanged, every weight maps to its nearest codebook entry.
@@ -96,6 +99,9 @@ class ClusterPass(ModulePass):
     iters: int = 20
     """Lloyd iterations (fewer if converged)."""
 
+    reserve_zero: bool = False
+    """Layers with zeros get ``2^bits - 1`` centroids (zero takes the last code)."""
+
     def __post_init__(self) -> None:
         if not 1 <= self.bits <= 8:
             raise InvalidOptionError(f"cluster: bits must be in 1..8, got {self.bits}")
@@ -104,10 +110,13 @@ class ClusterPass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         tally = Tally(self.name)
-        k = 1 << self.bits
         for layer in weight_layers(op):
             w = layer.array
             nz = w != 0
+            k = (1 << self.bits) - (1 if self.reserve_zero and not nz.all() else 0)
+            if k < 1:
+                tally.decline(layer.op, "bits=1 with reserve-zero leaves no centroid")
+                continue
             if np.count_nonzero(nz) <= k:
                 tally.decline(layer.op, f"weight has <= {k} non-zero entries")
                 continue

@@ -1,4 +1,4 @@
-"""Low-rank factorization: SVD for gemm/matmul/1x1 convs, Tucker-2 (HOSVD) for KxK convs.
+"""Low-rank factorization: SVD for gemm/matmul/1x1 convs, Tucker-2 (HOSVD) or CP for KxK convs.
 
 Before (gemm, W = B^T of shape (N, K), ``low-rank{ratio=0.5}``)::
 
@@ -19,13 +19,23 @@ with ``U_out`` / ``U_in`` the leading left singular vectors of the mode-0 (M, C*
 mode-1 (C, M*K*K) unfoldings of W (HOSVD) and ``G = W x0 U_out^T x1 U_in^T``. Padding
 moves to the core conv: the first 1x1 conv has no bias, so it maps zero padding to zero.
 
+KxK conv, ``method=cp`` (CP-ALS, Lebedev et al. 2015; math in ``passes/_cp.py``)::
+
+    conv1x1(C -> R, weight B^T) -> conv KHx1 depthwise (R groups, weight H, stride/pad/
+    dilation of the H axis) -> conv 1xKW depthwise (R groups, weight V, those of the W
+    axis) -> conv1x1(R -> M, weight A*lam) + bias, residual, activation
+
+The kernel is separable per rank-1 term, so zero padding split per axis equals the 2-D
+zero padding of the original conv.
+
 Rank choice: ``energy=e`` (0 < e <= 1) keeps the fewest singular values whose squares
 sum to at least e of the total (per mode for Tucker); otherwise ``ratio`` is the target
 fraction of the layer's parameters (Tucker: ranks r = rho*C, rho*M with rho solving
 ``rho^2 C M K^2 + rho (C^2 + M^2) = ratio C M K^2``). A layer is skipped (left
 unchanged, reported) when the factorized form would not have fewer MACs, when its
-weight is not a constant, or when it is grouped. ``method=cp`` (CP decomposition)
-answers "not supported yet".
+weight is not a constant, or when it is grouped. CP: ``rank=R`` fixes R, else
+``R = floor(ratio * M C KH KW / (M + C + KH + KW))`` (parameters), ``energy`` is not used
+(CP has no singular values: an option error).
 
 Preconditions: static shapes; f32 constant weights; gemm with ``trans_a=0``.
 
@@ -33,7 +43,9 @@ Numeric contract: bounded error (Eckart-Young). SVD: the weight error is
 ``||W - W_r||_2 = sigma_{r+1}``, so every output row changes by at most
 ``sigma_{r+1} * ||x_row||_2`` (1x1 conv: per pixel, over channels) plus float32
 rounding. Tucker-2 (HOSVD): ``||W - W'||_F^2 <= sum of the discarded squared singular
-values of both unfoldings``, and the output change is ``conv(x, W - W')``.
+values of both unfoldings``, and the output change is ``conv(x, W - W')``. CP: no a-priori
+bound (ALS fit ``||W - W'||_F`` is what it is; exact when R reaches ``_cp.rank_bound``);
+the output change is ``conv(x, W - W')``.
 """
 
 from __future__ import annotations
@@ -52,6 +64,7 @@ from nnc.errors import InvalidOptionError
 from nnc.ir import ops_compute as oc
 from nnc.ir.types import shape_of
 from nnc.passes._common import Tally
+from nnc.passes._cp import cp_decompose
 from nnc.passes._weights import WeightLayer, as_rows, weight_layers
 from nnc.report import count_macs
 
@@ -137,6 +150,9 @@ def global_ranks(mats: list[np.ndarray], ratio: float) -> dict[int, int]:
     return dict(enumerate(ranks))
 
 
+_SVD = ("auto", "svd")
+
+
 def _f32(a: np.ndarray) -> oc.ConstantOp:
     return oc.ConstantOp(value=np.ascontiguousarray(a, dtype=np.float32))
 
@@ -155,7 +171,13 @@ class LowRankPass(ModulePass):
 
     method: str = "auto"
     """``auto`` (SVD for gemm/matmul/1x1 conv, Tucker-2 for KxK conv), ``svd`` (only
-    gemm/matmul/1x1 conv), ``tucker`` (only KxK convs) or ``cp`` (not supported yet)."""
+    gemm/matmul/1x1 conv), ``tucker`` (only KxK convs) or ``cp`` (only KxK convs, CP)."""
+
+    rank: int = 0
+    """CP only: the rank R (0: from ``ratio``)."""
+
+    iters: int = 60
+    """CP only: ALS sweeps (fewer when the fit stops improving)."""
 
     min_params: int = 0
     """Layers with fewer weight parameters are left alone."""
@@ -167,12 +189,15 @@ class LowRankPass(ModulePass):
     still use the per-layer ratio)."""
 
     def __post_init__(self) -> None:
-        if self.method == "cp":
+        if self.method == "cp" and self.energy > 0:
             raise InvalidOptionError(
-                "low-rank: method=cp (CP decomposition) is not supported yet; "
-                "use method=tucker for KxK convs"
+                "low-rank: energy does not apply to method=cp; use ratio or rank"
             )
-        if self.method not in ("auto", "svd", "tucker"):
+        if self.rank < 0 or self.iters < 1:
+            raise InvalidOptionError(
+                f"low-rank: rank must be >= 0 and iters >= 1, got {self.rank}, {self.iters}"
+            )
+        if self.method not in ("auto", "svd", "tucker", "cp"):
             raise InvalidOptionError(
                 f"low-rank: method must be auto, svd, tucker or cp, got '{self.method}'"
             )
@@ -213,12 +238,14 @@ class LowRankPass(ModulePass):
         if isinstance(op, oc.GemmOp):
             if op.prop("trans_a"):
                 return "gemm with trans_a"
-            return self._svd_layer(layer, ranks) if self.method != "tucker" else "method=tucker"
+            return self._svd_layer(layer, ranks) if self.method in _SVD else f"method={self.method}"
         if op.prop("group") != 1:
             return "grouped conv"
         kh, kw = layer.array.shape[2:]
         if (kh, kw) == (1, 1):
-            return self._svd_layer(layer, ranks) if self.method != "tucker" else "method=tucker"
+            return self._svd_layer(layer, ranks) if self.method in _SVD else f"method={self.method}"
+        if self.method == "cp":
+            return self._cp_layer(layer)
         return self._tucker_layer(layer) if self.method != "svd" else "method=svd"
 
     def _svd_rank(self, w: np.ndarray) -> int:
@@ -294,6 +321,36 @@ class LowRankPass(ModulePass):
             **{**op.props_dict(), "strides": (1, 1), "pads": (0, 0, 0, 0), "dilations": (1, 1)},
         )
         return self._replace(layer, [first_w, core_w, last_w, first, mid, last])
+
+    def _cp_layer(self, layer: WeightLayer) -> str | None:
+        op = layer.op
+        w = layer.array
+        m, c, kh, kw = w.shape
+        r = self.rank or max(1, int(self.ratio * m * c * kh * kw / (m + c + kh + kw)))
+        if r * (c + kh + kw + m) >= w.size:
+            return f"rank {r} would not reduce parameters"
+        a, bf, hf, vf = cp_decompose(w, r, self.iters)
+        (sh, sw), (dh, dw) = op.prop("strides"), op.prop("dilations")
+        pt, pl, pb, pr = op.prop("pads")
+        first_w = _f32(bf.T.reshape(r, c, 1, 1))
+        h_w = _f32(hf.T.reshape(r, 1, kh, 1))
+        v_w = _f32(vf.T.reshape(r, 1, 1, kw))
+        last_w = _f32(a.reshape(m, r, 1, 1))
+        first = oc.ConvOp(op.x, first_w, None, None)
+        vert = oc.ConvOp(
+            first, h_w, None, None, group=r, strides=(sh, 1), pads=(pt, 0, pb, 0), dilations=(dh, 1)
+        )
+        horiz = oc.ConvOp(
+            vert, v_w, None, None, group=r, strides=(1, sw), pads=(0, pl, 0, pr), dilations=(1, dw)
+        )
+        last = oc.ConvOp(
+            horiz,
+            last_w,
+            op.operand_named("bias"),
+            op.operand_named("residual"),
+            **{**op.props_dict(), "strides": (1, 1), "pads": (0, 0, 0, 0), "dilations": (1, 1)},
+        )
+        return self._replace(layer, [first_w, h_w, v_w, last_w, first, vert, horiz, last])
 
     def _replace(self, layer: WeightLayer, new_ops: list[Operation]) -> str | None:
         op = layer.op

@@ -98,6 +98,20 @@ def _option_problem(cls: type[ModulePass], spec: ArgSpec) -> str | None:
     return None
 
 
+def _widen_ints(cls: type[ModulePass], spec: ArgSpec) -> ArgSpec:
+    """``spec`` with integer literals given to float options as floats (``margin=1``)."""
+    hints = get_type_hints(cls)
+    params = {}
+    for key, values in spec.normalize_parameter_names().parameters.items():
+        takes_int = key in hints and isa(1, hints[key])
+        if key in hints and isa(1.0, hints[key]) and not takes_int:
+            values = tuple(
+                float(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in values
+            )
+        params[key] = values
+    return ArgSpec(spec.name, params)
+
+
 def parse_pipeline_spec(spec: str) -> list[ModulePass]:
     """Instantiate the passes of ``spec``; a bad name or option raises InvalidOptionError."""
     try:
@@ -115,6 +129,7 @@ def parse_pipeline_spec(spec: str) -> list[ModulePass]:
             raise InvalidOptionError(
                 f"unknown pass '{arg_spec.name}' (known: {', '.join(sorted(PASSES))})"
             )
+        arg_spec = _widen_ints(cls, arg_spec)
         problem = _option_problem(cls, arg_spec)
         if problem is not None:
             raise InvalidOptionError(problem)

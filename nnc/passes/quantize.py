@@ -34,6 +34,8 @@ matmul weight (and bias) are ``nn.constant``; f32; gemm without ``trans_a`` and 
 bias broadcasting to (N,); matmul with a rank-2 constant right operand; for int8 static,
 calibrated ranges (``calibrate``) on the layer's input, output and residual, and a fused
 activation among none/relu/clip. Per-group granularity only for weight-only modes.
+A layer with the discardable attribute ``nn.quant_mode`` (set by mixed precision) is
+quantized only when it equals ``mode`` ("float": never).
 
 Numeric contract (bounded error; what the tests check):
 
@@ -76,6 +78,9 @@ MODES = ("int8", "int8-dynamic", "int8-weight", "int4-weight", "fp16", "bf16")
 GRANULARITIES = ("per-tensor", "per-channel", "per-group")
 #: Discardable attributes on the new ops, read by the report.
 SCHEME_ATTR, FP32_BYTES_ATTR, LAYER_ATTR = "nn.qscheme", "nn.fp32_bytes", "nn.layer_id"
+#: Discardable per-layer choice (mixed precision): a float layer carrying it is quantized
+#: only by a quantize run whose ``mode`` equals it ("float": by none).
+MODE_ATTR = "nn.quant_mode"
 
 
 @dataclass
@@ -121,6 +126,12 @@ def _as_layer(op: Operation) -> _Layer | str | None:
             return None
         return _Layer(op, op.a, np.ascontiguousarray(b.T), None, None, False)
     return None
+
+
+def layer_candidates(module: ModuleOp) -> list[Operation]:
+    """The float layers of ``main`` this pass can quantize (in program order)."""
+    ops = main_func(module).body.blocks[0].ops
+    return [op for op in ops if isinstance(_as_layer(op), _Layer)]
 
 
 def _conv_props(op: Operation) -> dict:
@@ -195,6 +206,9 @@ class QuantizePass(ModulePass):
             layer = _as_layer(layer_op)
             if layer is None:
                 continue
+            wanted = layer_op.attributes.get(MODE_ATTR)
+            if isinstance(wanted, StringAttr) and wanted.data != self.mode:
+                continue  # mixed precision: another run's layer, or kept float
             if isinstance(layer, str):
                 tally.decline(layer_op, layer)
                 continue

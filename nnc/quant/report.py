@@ -6,6 +6,10 @@ quantized model and in the float model, over the evaluation feeds (calibration d
 given, else seeded standard-normal inputs, which the table says). It is the accumulated
 error at that layer (earlier layers' errors included), which is what the model's users
 see. Integer outputs are dequantized with the layer's output parameters first.
+
+Mixed precision (``sensitivity`` given) adds a ``sensitivity`` column (the model's output
+error with only that layer quantized int8, ``nnc/quant/sensitivity.py``) and one row per
+layer kept float (scheme ``float (kept)``, 32 bits, size unchanged).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ class QuantRow:
     bytes_before: int
     bytes_after: int
     error: float | None
+    sensitivity: float | None = None
 
 
 def _attr(op: Operation, key: str):
@@ -48,7 +53,7 @@ def _attr(op: Operation, key: str):
     return None
 
 
-def _bytes_after(op: Operation) -> int:
+def bytes_after(op: Operation) -> int:
     total = sum(a.array.nbytes for a in op.properties.values() if hasattr(a, "array"))
     for v in op.operands:
         if isinstance(v.owner, ConstantOp):
@@ -71,9 +76,13 @@ def _layer_values(module: ModuleOp, feed) -> dict[int, np.ndarray]:
 
 
 def quant_rows(
-    float_module: ModuleOp, quant_module: ModuleOp, feeds: Sequence[Sequence[np.ndarray]]
+    float_module: ModuleOp,
+    quant_module: ModuleOp,
+    feeds: Sequence[Sequence[np.ndarray]],
+    sensitivity: dict[int, float | None] | None = None,
 ) -> list[QuantRow]:
-    """One row per quantized compute op of ``quant_module`` (see module docstring)."""
+    """One row per quantized compute op of ``quant_module``, and with ``sensitivity``
+    (layer id -> error) also per layer of it left float (see module docstring)."""
     num: dict[int, float] = {}
     den: dict[int, float] = {}
     for feed in feeds:
@@ -84,10 +93,12 @@ def quant_rows(
                 num[layer] = num.get(layer, 0.0) + float(np.sum(d * d))
                 den[layer] = den.get(layer, 0.0) + float(np.sum(ref[layer].astype(np.float64) ** 2))
     rows = []
+    sens = sensitivity or {}
     for op in main_func(quant_module).body.blocks[0].ops:
-        if not isinstance(op, QUANT_COMPUTE):
-            continue
         layer = _attr(op, "nn.layer_id")
+        kept = not isinstance(op, QUANT_COMPUTE)
+        if kept and (layer is None or layer not in sens):
+            continue
         storage = op.prop("storage") if isinstance(op, WQConvOp | WQGemmOp) else "i8"
         err = None
         if layer in num:
@@ -97,11 +108,12 @@ def quant_rows(
                 -1 if layer is None else layer,
                 _attr(op, "nn.name") or _attr(op, "onnx.name") or "",
                 op.name,
-                _attr(op, "nn.qscheme") or "",
-                _BITS[storage],
-                _attr(op, "nn.fp32_bytes") or 0,
-                _bytes_after(op),
+                "float (kept)" if kept else _attr(op, "nn.qscheme") or "",
+                32 if kept else _BITS[storage],
+                bytes_after(op) if kept else _attr(op, "nn.fp32_bytes") or 0,
+                bytes_after(op),
                 err,
+                sens.get(layer),
             )
         )
     return rows
@@ -113,7 +125,9 @@ def quant_table(rows: Sequence[QuantRow], note: str = "") -> list[str]:
 
     if not rows:
         return ["quantization: no layer was quantized"]
+    mixed = any(r.sensitivity is not None for r in rows)
     header = ("layer", "name", "op", "scheme", "bits", "before", "after", "error")
+    header += ("sensitivity",) if mixed else ()
     body = [
         (
             str(r.layer),
@@ -123,12 +137,15 @@ def quant_table(rows: Sequence[QuantRow], note: str = "") -> list[str]:
             str(r.bits),
             human_bytes(r.bytes_before),
             human_bytes(r.bytes_after),
-            "n/a" if r.error is None else f"{r.error:.2e}",
+            _num(r.error),
+            *((_num(r.sensitivity),) if mixed else ()),
         )
         for r in rows
     ]
     table = [header, *body]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    if mixed:
+        note += "; sensitivity: model output error with only that layer int8"
     lines = ["quantization (error: relative RMS of the layer output vs float" + note + ")"]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
     before = sum(r.bytes_before for r in rows)
@@ -138,3 +155,7 @@ def quant_table(rows: Sequence[QuantRow], note: str = "") -> list[str]:
         f"({after / max(before, 1):.1%} of fp32)"
     )
     return lines
+
+
+def _num(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2e}"

@@ -32,7 +32,7 @@ def test_spec_is_applied_in_the_deep_compression_order():
     [
         ("prune=2", "out of range"),
         ("cluster=nine", "expects a number"),
-        ("cp", "not supported yet"),
+        ("cp", "cp needs lowrank"),
         ("quantize=8", "unknown item"),
         ("", "empty"),
     ],
@@ -97,7 +97,7 @@ def test_cli_bad_compress_is_one_line(tmp_path, mlp, capsys):
     onnx.save(mlp.onnx(), path)
     assert main([str(path), "--compress", "cp", "-o", str(tmp_path / "x.so")]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("nnc: error:") and "not supported yet" in err and err.count("\n") == 1
+    assert err.startswith("nnc: error:") and "cp needs lowrank" in err and err.count("\n") == 1
     assert not (tmp_path / "x.so").exists()
 
 

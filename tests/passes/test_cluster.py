@@ -63,3 +63,13 @@ def test_few_weights_are_unchanged():
 def test_bad_options_raise(kwargs):
     with pytest.raises(InvalidOptionError):
         ClusterPass(**kwargs)
+
+
+@given(seed=seeds, n=st.integers(1, 40), bits=st.integers(2, 5), zeros=st.floats(0, 0.9))
+def test_reserve_zero_fits_zero_and_centroids_in_bits(seed, n, bits, zeros):
+    rng = np.random.default_rng(seed)
+    before, originals = _model(rng, n, 0, zeros)
+    after = apply_pass(before, ClusterPass(bits=bits, reserve_zero=True))
+    for layer, old in zip(weight_layers(after), originals):
+        assert np.array_equal(layer.array == 0, old == 0)
+        assert len(np.unique(layer.array)) <= 2**bits

@@ -103,11 +103,18 @@ def test_energy_keeps_an_exactly_low_rank_weight_exact():
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"method": "cp"}, {"method": "qr"}, {"ratio": 0.0}, {"energy": 2.0}, {"scope": "x"}]
+    "kwargs",
+    [
+        {"method": "cp", "energy": 0.9},
+        {"method": "qr"},
+        {"ratio": 0.0},
+        {"energy": 2.0},
+        {"scope": "x"},
+        {"rank": -1},
+    ],
 )
 def test_bad_options_raise(kwargs):
-    match = "not supported yet" if kwargs.get("method") == "cp" else None
-    with pytest.raises(InvalidOptionError, match=match):
+    with pytest.raises(InvalidOptionError, match="low-rank: "):
         LowRankPass(**kwargs)
 
 

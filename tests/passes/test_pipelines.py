@@ -115,3 +115,13 @@ def test_run_pipeline_fills_the_given_report():
     assert run_pipeline(module, "fold-batchnorm,dce", report) is report
     assert report.messages("fold-batchnorm") == ["folded batch_norm into nn.conv: 2"]
     assert str(report).splitlines()[0] == "fold-batchnorm: folded batch_norm into nn.conv: 2"
+
+
+def test_integer_literal_is_accepted_for_a_float_option():
+    """``margin=1`` means 1.0; an int option still rejects ``1.5``."""
+    from nnc.passes.pipelines import parse_pipeline_spec
+
+    (algo,) = parse_pipeline_spec("select-conv-algo{margin=1}")
+    assert algo.margin == 1.0 and isinstance(algo.margin, float)
+    with pytest.raises(InvalidOptionError, match="'batch' expects int"):
+        parse_pipeline_spec("specialize-shapes{batch=1.5}")

@@ -26,6 +26,7 @@ from xdsl.ir import Operation, SSAValue
 from nnc.backends.llvm.kernels.pack import choose_conv_layout, pack_conv_weights
 from nnc.backends.llvm.program import Buffer, IOSpec, KernelSpec, LoweredModel, Step
 from nnc.errors import NNCError, UnsupportedOpError
+from nnc.ir import ops_codebook as ocb
 from nnc.ir import ops_compute as oc
 from nnc.ir import ops_conv_algos as oca
 from nnc.ir import ops_quant as oq
@@ -50,8 +51,12 @@ EMITTERS: dict[str, tuple[str, str]] = {
     "dequantize": ("quant_convert", "emit_dequantize"),
     "requantize": ("quant_convert", "emit_requantize"),
     "wq_layer": ("wq_decode", "emit_wq_layer"),
+    "wq_gemm": ("wq_gemm", "emit_wq_gemm"),
+    "wq_conv": ("wq_conv", "emit_wq_conv"),
     "qmax_pool2d": ("qpool", "emit_qmax_pool2d"),
     "dyn_qlayer": ("dyn_quant", "emit_dyn_qlayer"),
+    "dyn_gemm": ("dyn_qgemm", "emit_dyn_gemm"),
+    "dyn_conv": ("dyn_qgemm", "emit_dyn_conv"),
     "dynamic_quantize": ("onnx_int", "emit_dynamic_quantize"),
     "int_to_float": ("onnx_int", "emit_int_to_float"),
     "matmul_integer": ("onnx_int", "emit_matmul_integer"),
@@ -73,6 +78,7 @@ EMITTERS: dict[str, tuple[str, str]] = {
     "pad": ("data_movement", "emit_pad"),
     "copy": ("data_movement", "emit_copy"),
     "sparse_gemm": ("sparse_gemm", "emit_sparse_gemm"),
+    "codebook_gemm": ("codebook_gemm", "emit_codebook_gemm"),
 }
 
 
@@ -202,7 +208,7 @@ def _qgemm(op: oq.QGemmOp) -> KernelSpec:
 
 
 #: Integer kernels: their buffers are x and the residual (weights live in the kernel).
-INT_KERNELS = ("qconv", "qgemm")
+INT_KERNELS = ("qconv", "qgemm", "dyn_gemm", "dyn_conv")
 #: Conversion kernels between float32 and integer tensors (kernels/quant_convert.py).
 QUANT_CONVERT = ("quantize", "dequantize", "requantize")
 
@@ -231,13 +237,29 @@ def _dequantize(op: oq.DequantizeOp) -> KernelSpec:
 
 
 def _wq_layer(op) -> KernelSpec:
-    """Weight-only layers: decode at run time into scratch, then the float kernel."""
+    """Weight-only / dynamic layers: dequant-in-GEMM (``_wq16_spec``) or the int8 kernels
+    (``dyn_gemm``/``dyn_conv``) for constant weights, else the decode / scalar fallbacks."""
     p = op.props_dict()
     is_conv = isinstance(op, oq.WQConvOp)
     has_residual = op.operand_named("residual") is not None
     geo = {k: p[k] for k in ("strides", "pads", "dilations", "group")} if is_conv else {}
     epi = {k: p[k] for k in ("activation", "act_alpha", "act_beta")}
-    if p["act_quant"] == "dynamic":  # kernels/dyn_quant.py
+    if p["act_quant"] == "dynamic":  # kernels/dyn_qgemm.py, else dyn_quant.py
+        wa, bias = _constant_weight(op.operand_named("w")), op.operand_named("bias")
+        ba = None if bias is None else _constant_weight(bias)
+        depthwise = is_conv and p["group"] > 1 and p["w_shape"][1] == 1
+        if wa is not None and (bias is None or ba is not None) and not depthwise:
+            return KernelSpec.make(
+                "dyn_conv" if is_conv else "dyn_gemm",
+                x_shape=_shape(op.operand_named("x")),
+                w=wa,
+                bias=ba,
+                scale=tuple(float(v) for v in p["scale"].array.reshape(-1)),
+                has_residual=has_residual,
+                **epi,
+                **geo,
+                **({"w_shape": p["w_shape"]} if is_conv else {}),
+            )
         return KernelSpec.make(
             "dyn_qlayer",
             kind="conv" if is_conv else "gemm",
@@ -249,6 +271,9 @@ def _wq_layer(op) -> KernelSpec:
             **epi,
             **geo,
         )
+    wq16 = _wq16_spec(op, is_conv, geo, epi)
+    if wq16 is not None:
+        return wq16
     if has_residual and not is_conv:
         raise UnsupportedOpError(
             f"op '{op.name}' with a residual is not supported by the LLVM backend yet"
@@ -267,6 +292,36 @@ def _wq_layer(op) -> KernelSpec:
         activation=p["activation"],
         act_alpha=p["act_alpha"],
         act_beta=p["act_beta"],
+        **geo,
+    )
+
+
+def _wq16_spec(op, is_conv: bool, geo: dict, epi: dict) -> KernelSpec | None:
+    """Dequant-in-GEMM kernels (``kernels/wq_gemm.py``, ``wq_conv.py``) on the ``wq16``
+    repacked weight, when the weight is a constant (and a conv would run the direct
+    kernel in float); None otherwise."""
+    from nnc.backends.llvm.kernels.wq_pack import LAYOUT, layout_of
+
+    p = op.props_dict()
+    if _constant_weight(op.operand_named("w")) is None:
+        return None
+    x_shape = _shape(op.operand_named("x"))
+    if is_conv and (
+        p["group"] != 1 or choose_conv_layout(x_shape, tuple(p["w_shape"]), 1, True) != "c16"
+    ):
+        return None
+    lay = layout_of(p["storage"], p["w_shape"], p["group_size"], p["zero_point"].array)
+    return KernelSpec.make(
+        "wq_conv" if is_conv else "wq_gemm",
+        x_shape=x_shape,
+        w_shape=p["w_shape"],
+        storage=lay.storage,
+        group_size=lay.group_size,
+        has_zp=lay.has_zp,
+        has_bias=op.operand_named("bias") is not None,
+        has_residual=op.operand_named("residual") is not None,
+        w_layout=LAYOUT,
+        **epi,
         **geo,
     )
 
@@ -511,6 +566,15 @@ RULES: dict[type, Rule] = {
     osh.SliceOp: _slice,
     osh.PadOp: _pad,
     osp.SparseGemmOp: _sparse_gemm,
+    ocb.CodebookGemmOp: lambda op: KernelSpec.make(
+        "codebook_gemm",
+        m=_shape(op.operand_named("x"))[0],
+        n=op.prop("n"),
+        k=_shape(op.operand_named("x"))[1],
+        bits=op.prop("bits"),
+        has_bias=op.operand_named("bias") is not None,
+        **{key: op.prop(key) for key in ("activation", "act_alpha", "act_beta")},
+    ),
 }
 
 
@@ -620,6 +684,8 @@ class _Lowering:
             ins += [] if res is None else [self.buffers[res]]
         if dict(kernel.kwargs).get("w_layout") == "c16":
             ins[1] = self.packed_weight(_constant_weight(op.operands[1]), op.prop("group"))
+        if dict(kernel.kwargs).get("w_layout") == "wq16":  # kernels/wq_pack.py
+            ins[1] = self.wq16_weight(op)
         outs = []
         for r in op.results:
             spec = TensorSpec.of(r)
@@ -629,12 +695,15 @@ class _Lowering:
             int_ok = int_kernel or kernel.emitter in (
                 *QUANT_CONVERT,
                 "wq_layer",
+                "wq_gemm",
+                "wq_conv",
                 "qmax_pool2d",
                 "dyn_qlayer",
                 "dynamic_quantize",
                 "int_to_float",
                 "matmul_integer",
                 "conv_integer",
+                "codebook_gemm",
             )
             if buf.dtype != "f32" and not (
                 int_ok and buf.dtype in ("i8", "u8", "i32", "f16", "u16")
@@ -656,6 +725,22 @@ class _Lowering:
         if buf is None:
             arr = pack_conv_weights(attr.array, group)
             buf = Buffer("weight", arr.nbytes, "f32", len(self.model.weights))
+            self.model.weights.append(arr)
+            self.packed_index[key] = buf
+        return buf
+
+    def wq16_weight(self, op) -> Buffer:
+        """A weight-only op's weight repacked (with its scales) into the ``wq16`` layout."""
+        from nnc.backends.llvm.kernels.wq_pack import pack_wq_op
+
+        p = op.props_dict()
+        zp = p["zero_point"] if p["zero_point"].array.size else None
+        scale = p["scale"] if p["scale"].array.size else None
+        key = (_constant_weight(op.operands[1]), scale, zp, "wq16")
+        buf = self.packed_index.get(key)
+        if buf is None:
+            arr = pack_wq_op(op)
+            buf = Buffer("weight", arr.nbytes, "u8", len(self.model.weights))
             self.model.weights.append(arr)
             self.packed_index[key] = buf
         return buf

@@ -34,9 +34,10 @@ from llvmlite import ir
 from nnc.backends.llvm.loops import I8_PTR, I64, VOID, for_range, i64
 from nnc.backends.llvm.threadpool import BODY_TYPE, dispatcher
 
-#: Loops doing less work than this (about flops, ~10-50 us of serial time) stay serial:
-#: a dispatch costs a few us, more on a busy machine.
-MIN_PARALLEL_WORK = 1 << 18
+#: Loops doing less work than this stay serial: a dispatch costs a few us (more on a busy
+#: machine). Work is counted in flops for compute kernels (2^19 ~ 5 us of vectorized
+#: work) and in bytes moved for memory-bound ones (elementwise, copies: ~20 us).
+MIN_PARALLEL_WORK = 1 << 19
 
 _THREADS_ATTR = "_nnc_threads"
 

@@ -79,6 +79,21 @@ def small_cnn(seed: int = 0, size: int = 16) -> ModuleOp:
     return g.finish([("logits", y)])
 
 
+def mobile_block_model():
+    """The conv kernel families of a MobileNet block: a stem with few output channels
+    (direct kernel, row-band tasks), depthwise stride 2, pointwise convs (pixel tiles),
+    a residual add, concat and a max pool."""
+    g = ModelBuilder(4)
+    x = g.add_input("x", (1, 3, 40, 36))
+    y = g.conv(x, 16, 3, 2, act="clip")
+    y = g.conv(y, 16, 3, 2, act="relu", group=16)
+    e = g.conv(y, 48, 1, act="relu")
+    y = g.conv(e, 16, 1, residual=y)
+    y = g.insert(osh.ConcatOp(y, e, axis=1))
+    y = g.insert(oc.MaxPoolOp(y, kernel=(3, 3), strides=(2, 2), pads=(1, 1, 1, 1)))
+    return g.finish([("y", y)])
+
+
 def resnet18(size: int = 224, classes: int = 1000, seed: int = 0) -> ModuleOp:
     """ResNet-18 with BN folded: convs carry bias, ReLU and the residual add fused."""
     g = ModelBuilder(seed)

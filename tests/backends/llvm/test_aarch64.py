@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from llvm_testlib import C_DRIVER, small_cnn, write_io
+from llvm_testlib import C_DRIVER, mobile_block_model, small_cnn, write_io
 
 from nnc.backends.llvm import build, parse_target, write_artifact
 
@@ -23,8 +23,16 @@ def _require(tool: str) -> str:
 
 @pytest.mark.parametrize("mcpu", [None, "cortex-a76+dotprod"])
 def test_small_cnn_under_qemu(tmp_path: Path, mcpu):
+    _run_under_qemu(tmp_path, small_cnn(size=20), mcpu)
+
+
+def test_mobile_block_under_qemu(tmp_path: Path):
+    """Depthwise / pointwise / row-band conv, vector pooling and concat on NEON."""
+    _run_under_qemu(tmp_path, mobile_block_model(), None)
+
+
+def _run_under_qemu(tmp_path: Path, module, mcpu) -> None:
     cc, qemu = _require("aarch64-linux-gnu-gcc"), _require("qemu-aarch64")
-    module = small_cnn(size=20)
     result = build(module, target=parse_target("aarch64-linux-gnu", mcpu), prefix="net")
     assert "fmla" in result.asm  # NEON fused multiply-add in the kernels
     write_artifact(result, tmp_path / "libnet.so", "so")

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from llvmlite import ir
 
 from nnc.backends.llvm.jit import JitModule
-from nnc.backends.llvm.kernels import conv2d, conv_direct
+from nnc.backends.llvm.kernels import conv2d, conv_direct, conv_pointwise
 from nnc.backends.llvm.kernels.conv2d import emit_conv2d
+from nnc.backends.llvm.kernels.conv_pointwise import use_pointwise
 from nnc.backends.llvm.kernels.gemm import TileShape
 from nnc.backends.llvm.kernels.pack import choose_conv_layout, pack_conv_weights
 from nnc.backends.llvm.kernels.simd import transpose, vec_type
@@ -113,6 +114,23 @@ def test_direct_conv_other_isas(monkeypatch, tile):
     _check_conv(_case((1, 5, 9, 11), (20, 5, 3, 3), strides=(1, 2), pads=(1, 0, 2, 1)))
 
 
+@pytest.mark.parametrize(
+    "p",
+    [
+        _case((2, 16, 13, 11), (20, 16, 1, 1), pads=(0, 0, 0, 0)),  # tail tile, 20 channels
+        _case((1, 24, 7, 7), (144, 24, 1, 1), pads=(0, 0, 0, 0), activation="clip"),
+        _case((1, 5, 20, 20), (9, 5, 1, 1), pads=(0, 0, 0, 0), has_residual=False),
+    ],
+)
+@pytest.mark.parametrize("tile", [None, TileShape(8, 6, 2), TileShape(4, 8, 3), TileShape(1, 4, 4)])
+def test_pointwise_conv(monkeypatch, p, tile):
+    """Small-K 1x1 convs take the pixel-vectorized GEMM (conv_pointwise.py) on every ISA."""
+    assert use_pointwise(p["x_shape"], p["w_shape"], p["strides"], p["pads"], p["group"])
+    if tile is not None:
+        monkeypatch.setattr(conv_pointwise, "tile_shape", lambda module: tile)
+    _check_conv(p)
+
+
 @pytest.mark.parametrize("width", [1, 4, 8, 16])
 def test_transpose(width):
     module = ir.Module()
@@ -152,6 +170,10 @@ def test_layout_rule():
         _case((2, 6, 30, 33), (12, 1, 3, 3), group=6, strides=(2, 2), pads=(1, 0, 2, 1)),
         _case((1, 5, 19, 17), (5, 1, 5, 3), group=5, dilations=(2, 1), pads=(2, 1, 3, 1)),
         _case((1, 4, 3, 40), (4, 1, 3, 3), group=4, strides=(1, 3), has_bias=False),
+        # wide rows: runs of interior chunks (runtime loop) between masked border chunks
+        _case((1, 3, 9, 150), (3, 1, 3, 3), group=3, strides=(2, 2), pads=(1, 1, 1, 1)),
+        _case((1, 2, 6, 101), (2, 1, 3, 3), group=2, pads=(1, 1, 1, 1), activation="clip"),
+        _case((1, 2, 11, 90), (2, 1, 5, 5), group=2, strides=(3, 3), pads=(2, 2, 2, 2)),
     ],
 )
 @pytest.mark.parametrize("tile", [None, TileShape(4, 8, 3)])

@@ -8,7 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from llvmlite import ir
 
+from nnc.backends.llvm import parallel
 from nnc.backends.llvm.jit import JitModule
+from nnc.backends.llvm.kernels import data_movement
 from nnc.backends.llvm.kernels.data_movement import (
     emit_concat,
     emit_copy,
@@ -47,6 +49,26 @@ def test_concat(base, data, seed):
     ref = np.concatenate(inputs, axis=axis)
     got = run(emit_concat, inputs, ref.shape, shapes=shapes_, axis=axis)
     np.testing.assert_array_equal(got, ref)
+
+
+@pytest.mark.parametrize(
+    "shapes_,axis",
+    [
+        ([(1, 5, 7, 3), (1, 2, 7, 3), (1, 1, 7, 3)], 1),  # runs longer than a block: pieces
+        ([(6, 2), (6, 3), (6, 1)], 1),  # short runs: several runs per task
+        ([(3, 4, 2), (3, 4, 5)], 2),
+    ],
+)
+def test_concat_task_split(monkeypatch, shapes_, axis):
+    """Small ``CONCAT_BLOCK``: long runs are cut into pieces, short ones grouped; the
+    (parallel) tasks still write every element once."""
+    monkeypatch.setattr(data_movement, "CONCAT_BLOCK", 8)
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_WORK", 0)
+    inputs = [_rand(s, i) for i, s in enumerate(shapes_)]
+    ref = np.concatenate(inputs, axis=axis)
+    np.testing.assert_array_equal(
+        run(emit_concat, inputs, ref.shape, shapes=shapes_, axis=axis), ref
+    )
 
 
 @given(shape=shapes, data=st.data(), seed=st.integers(0, 999))

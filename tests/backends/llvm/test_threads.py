@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from llvm_testlib import ModelBuilder, small_cnn, transformer_head
+from llvm_testlib import ModelBuilder, mobile_block_model, small_cnn, transformer_head
 
 from nnc.backends.llvm import build, parallel, parse_target, write_artifact
 from nnc.backends.llvm.codegen import generate_module
@@ -53,7 +53,9 @@ def _run_built(tmp_path: Path, module, threads: int, name: str):
     return load_library(so)
 
 
-@pytest.mark.parametrize("make", [data_parallel_model, small_cnn, transformer_head])
+@pytest.mark.parametrize(
+    "make", [data_parallel_model, small_cnn, transformer_head, mobile_block_model]
+)
 def test_threads_give_the_serial_bits(tmp_path, make):
     module = make()
     serial = _run_built(tmp_path, module, 1, "serial")

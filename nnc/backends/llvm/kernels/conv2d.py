@@ -11,9 +11,10 @@ computed into a scratch output grid and dropped by the epilogue pass, which adds
 and residual, applies the activation and writes the dense NCHW output.
 
 Depthwise convs (one input channel per group, multiplier below the micro tile height)
-go to ``depthwise.py`` (per-channel phase plane, rows vectorized with masked tails), and
+go to ``depthwise.py`` (input read in place, rows vectorized with masked borders), and
 convs whose weights were packed at compile time (``w_layout="c16"``, see ``pack.py``) to
-the direct channel-vectorized kernel of ``conv_direct.py``.
+the direct channel-vectorized kernel of ``conv_direct.py`` (pointwise convs with few input
+channels: the pixel-vectorized GEMM of ``conv_pointwise.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from nnc.backends.llvm import loops
 from nnc.backends.llvm.kernels import KernelFn
 from nnc.backends.llvm.kernels.activation import emit_activation
 from nnc.backends.llvm.kernels.conv_direct import emit_conv2d_direct
+from nnc.backends.llvm.kernels.conv_pointwise import emit_conv2d_pointwise, use_pointwise
 from nnc.backends.llvm.kernels.conv_shape import ConvShape
 from nnc.backends.llvm.kernels.depthwise import emit_depthwise
 from nnc.backends.llvm.kernels.gemm import (
@@ -218,13 +220,18 @@ def emit_conv2d(
 
     Args ``x (N,C,H,W), w (M,C/group,KH,KW), [bias (M,)], [residual (N,M,OH,OW)], out``;
     ``pads = (top, left, bottom, right)``. Depthwise convs (one input channel per group,
-    small multiplier) use ``depthwise.py`` (scratch: one phase plane); everything else is an
+    small multiplier) use ``depthwise.py`` (no scratch); everything else is an
     implicit GEMM whose scratch holds the phase-split input of one image and the
     output grid. ``w_layout="c16"`` (weights packed by ``pack.pack_conv_weights``) selects
     the direct channel-vectorized kernel of ``conv_direct.py`` instead.
     """
     if w_layout == "c16":
         act3 = (activation, act_alpha, act_beta)
+        if use_pointwise(x_shape, w_shape, strides, pads, group):
+            return emit_conv2d_pointwise(
+                module, name, x_shape=x_shape, w_shape=w_shape, has_bias=has_bias,
+                has_residual=has_residual, act=act3,
+            )  # fmt: skip
         return emit_conv2d_direct(
             module, name, x_shape=x_shape, w_shape=w_shape, strides=strides, pads=pads,
             dilations=dilations, group=group, has_bias=has_bias, has_residual=has_residual,

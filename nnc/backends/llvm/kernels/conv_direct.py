@@ -45,8 +45,11 @@ from nnc.backends.llvm.kernels.simd import (
     vec_type,
     vector_activation,
 )
-from nnc.backends.llvm.loops import for_range, gep, i64, load_at
-from nnc.backends.llvm.parallel import parallel_for
+from nnc.backends.llvm.loops import I32, for_range, gep, i64, load_at
+from nnc.backends.llvm.parallel import module_threads, parallel_for
+
+#: Fewest parallel tasks a direct conv aims for (``_Emitter.row_bands``).
+MIN_TASKS = 16
 
 Shape = tuple[int, ...]
 
@@ -144,6 +147,9 @@ def _emit_micro(module: ir.Module, fname: str, s: MicroConv) -> ir.Function:
         khv = kh_ctx.__enter__()
         x_c = b.gep(x_ch, [b.mul(khv, i64(x_step))])
         w_c = gep(b, w_ch, b.mul(khv, i64(w_step)))
+        if PREFETCH_FLOATS:  # the input row this tile's successors read
+            last = max(off for taps in s.taps for _, off in taps)
+            _prefetch(b, module, b.gep(x_c, [i64(last + PREFETCH_FLOATS)]), write=False)
         accs = [[b.load(slot) for slot in row] for row in slots]
         for t in sorted(by_tap):
             _barrier(b)
@@ -164,6 +170,21 @@ def _emit_micro(module: ir.Module, fname: str, s: MicroConv) -> ir.Function:
     _epilogue(b, module, s, accs, out, bias, res)
     b.ret_void()
     return fn
+
+
+#: Software prefetch distance (floats) ahead of the input row a tile reads and of the
+#: output rows it writes (0: off). Tiles read and write many NCHW planes at once (one
+#: per input channel / output channel), more streams than the hardware prefetcher
+#: follows; with cold caches (a whole model run) the prefetches keep them in flight.
+PREFETCH_FLOATS = 0
+
+
+def _prefetch(b: ir.IRBuilder, module: ir.Module, ptr: ir.Value, write: bool) -> None:
+    """``llvm.prefetch`` of the cache line at ``ptr`` (never faults)."""
+    i8p = ir.IntType(8).as_pointer()
+    fn = loops.intrinsic(module, "llvm.prefetch.p0", loops.VOID, [i8p, I32, I32, I32])
+    args = [b.bitcast(ptr, i8p), ir.Constant(I32, int(write)), ir.Constant(I32, 3)]
+    b.call(fn, [*args, ir.Constant(I32, 1)])
 
 
 def _barrier(b: ir.IRBuilder) -> None:
@@ -226,6 +247,9 @@ def _epilogue(b, module, s: MicroConv, accs, out, bias, res) -> None:
                     val = b.fadd(val, load_lanes(b, module, vec, b.gep(res, [off]), count))
                 val = vector_activation(b, module, val, *s.act)
                 store_lanes(b, module, val, b.gep(out, [off]), count)
+                if PREFETCH_FLOATS and q0 == 0:
+                    ahead = b.gep(out, [i64(ch * s.pitch + PREFETCH_FLOATS)])
+                    _prefetch(b, module, ahead, write=True)
 
 
 @dataclass(frozen=True)
@@ -298,9 +322,10 @@ class _Emitter:
             self.fns[spec] = _emit_micro(self.module, f"{self.name}.micro{len(self.fns)}", spec)
         return self.fns[spec]
 
-    def tile_rows(self, b, ptrs, blocks: int, valid: int) -> None:
+    def tile_rows(self, b, ptrs, blocks: int, valid: int, band=None) -> None:
         """All pixel tiles of one channel tile; ``ptrs = (x, w, out, bias, res)`` at the
-        tile's group/channel origin."""
+        tile's group/channel origin. ``band = (lo, hi)`` (i64 values) restricts them to
+        the row groups ``[lo, hi)`` (see ``row_bands``)."""
         g = self.g
         x, w, out, bias, res = ptrs
         rpt, segs = g.segments()
@@ -329,20 +354,43 @@ class _Emitter:
                     args.append(gep(b, res, o_off))
                 b.call(fn, args)
 
+        def smax(a, c):
+            return b.select(b.icmp_signed(">", a, c), a, c)
+
+        def smin(a, c):
+            return b.select(b.icmp_signed("<", a, c), a, c)
+
         i = 0
         while i < len(starts):
             oh0 = starts[i]
             if not interior(oh0):
                 rows = list(range(oh0, min(oh0 + rpt, g.oh)))
-                call_group(i64(oh0), rows)
+                if band is None:
+                    call_group(i64(oh0), rows)
+                else:
+                    inside = b.and_(
+                        b.icmp_signed("<=", band[0], i64(i)), b.icmp_signed(">", band[1], i64(i))
+                    )
+                    with b.if_then(inside):
+                        call_group(i64(oh0), rows)
                 i += 1
                 continue
             j = i
             while j < len(starts) and interior(starts[j]):
                 j += 1
-            with for_range(b, i, j, name="rg") as gi:
+            first, last = (i64(i), i64(j)) if band is None else (
+                smax(band[0], i64(i)), smin(band[1], i64(j))
+            )  # fmt: skip
+            with for_range(b, first, last, name="rg") as gi:
                 call_group(b.mul(gi, i64(rpt)), [None] * rpt)
             i = j
+
+    def row_bands(self, tiles: int) -> int:
+        """Row bands per channel tile: enough ``(tile, band)`` tasks (``MIN_TASKS``) for
+        the thread pool to balance convs with few output channels (a 3->32 stem is one
+        channel tile), at most one band per row group."""
+        groups = -(-self.g.oh // self.g.segments()[0])
+        return max(1, min(groups, -(-MIN_TASKS // max(tiles, 1))))
 
     def channel_tiles(self, b, args, count: int, first: int, blocks: int, valid: int) -> None:
         """``for (image, group, tile)`` over ``count`` channel tiles per group starting at
@@ -350,23 +398,33 @@ class _Emitter:
         g = self.g
         total = g.n * g.group * count
         work = 2 * total * valid * g.oh * g.ow * g.cg * g.kh * g.kw
+        bands = self.row_bands(total) if module_threads(self.module) != 1 else 1
 
-        def tiles(b, lo, hi, a) -> None:  # the tiles [lo, hi) (parallel_for body)
+        def tiles(b, lo, hi, a) -> None:  # the tasks [lo, hi) (parallel_for body)
             x, w, out = a[0], a[1], a[-1]
             bias = a[2] if self.has_bias else None
             res = a[2 + self.has_bias] if self.has_res else None
-            self._tile_range(b, lo, hi, (x, w, out, bias, res), count, first, blocks, valid)
+            ptrs = (x, w, out, bias, res)
+            self._tile_range(b, lo, hi, ptrs, count, first, blocks, valid, bands)
 
-        parallel_for(b, total, list(args), tiles, work=work)
+        parallel_for(b, total * bands, list(args), tiles, work=work)
 
-    def _tile_range(self, b, lo, hi, ptrs, count, first, blocks, valid) -> None:
-        """Channel tiles ``[lo, hi)`` of ``channel_tiles``."""
+    def _tile_range(self, b, lo, hi, ptrs, count, first, blocks, valid, bands) -> None:
+        """Tasks ``[lo, hi)`` of ``channel_tiles``: (channel tile, row band) pairs."""
         g = self.g
         x, w, out, bias, res = ptrs
         plane_out = g.oh * g.ow
         panel = g.cg * g.kh * g.kw * CHANNEL_BLOCK
         nb = packed_blocks(g.m, g.group)
-        with for_range(b, lo, hi, name="ct") as idx:
+        groups = -(-g.oh // g.segments()[0])
+        with for_range(b, lo, hi, name="ct") as task:
+            idx = b.udiv(task, i64(bands)) if bands > 1 else task
+            band = None
+            if bands > 1:
+                bi = b.urem(task, i64(bands))
+                band = tuple(
+                    b.udiv(b.mul(v, i64(groups)), i64(bands)) for v in (bi, b.add(bi, i64(1)))
+                )
             mt = b.add(b.urem(idx, i64(count)), i64(first))
             ng = b.udiv(idx, i64(count))
             gi = b.urem(ng, i64(g.group))
@@ -382,7 +440,7 @@ class _Emitter:
                 gep(b, bias, m0) if bias is not None else None,
                 gep(b, res, o_off) if res is not None else None,
             )  # fmt: skip
-            self.tile_rows(b, ptrs, blocks, valid)
+            self.tile_rows(b, ptrs, blocks, valid, band)
 
 
 def emit_conv2d_direct(

@@ -18,6 +18,7 @@ from nnc.backends.llvm.kernels.elementwise import (
     strided_nest,
 )
 from nnc.backends.llvm.loops import I8_PTR, I64, VOID, f32, i64
+from nnc.backends.llvm.parallel import parallel_for
 
 TILE = 16
 I1 = ir.IntType(1)
@@ -56,11 +57,25 @@ def _strided_copy(
             loops.store_at(b, v, dst, offset_step(b, do, j, ds[-1]))
 
 
+#: Floats per parallel task of a concat (contiguous pieces of one input's runs).
+CONCAT_BLOCK = 1 << 14
+
+
+def _memcpy(b: ir.IRBuilder, dst, src, count) -> None:
+    """``dst[0:count] = src[0:count]`` (floats; ``count`` an i64 value)."""
+    module = b.module
+    memcpy = loops.intrinsic(module, "llvm.memcpy.p0.p0.i64", VOID, [I8_PTR, I8_PTR, I64, I1])
+    nbytes = b.mul(count, i64(4))
+    b.call(memcpy, [b.bitcast(dst, I8_PTR), b.bitcast(src, I8_PTR), nbytes, ir.Constant(I1, 0)])
+
+
 def emit_concat(module: ir.Module, name: str, *, shapes: Sequence[Shape], axis: int) -> KernelFn:
     """Concatenate ``shapes`` along ``axis`` (may be negative).
 
     Args: in0..in{k-1}, out. Each input is copied as ``outer`` contiguous runs of
-    ``shape[axis] * inner`` floats.
+    ``shape[axis] * inner`` floats. ``parallel_for`` tasks of about ``CONCAT_BLOCK``
+    floats: a piece of one run (long runs) or a block of whole runs (short ones); a
+    plain copy, so any split gives the same bytes.
     """
     rank = len(shapes[0])
     axis = _norm_axis(axis, rank)
@@ -69,15 +84,49 @@ def emit_concat(module: ir.Module, name: str, *, shapes: Sequence[Shape], axis: 
     chunks = [s[axis] * inner for s in shapes]
     row = sum(chunks)
     fn, b, args = loops.new_function(module, name, len(shapes) + 1)
-    out = args[-1]
-    start = 0
-    for src, chunk in zip(args[:-1], chunks, strict=False):
+    # Per input: (index, first task, tasks, offset of its runs in an output row, run).
+    plan, ntasks, start = [], 0, 0
+    for i, chunk in enumerate(chunks):
         if chunk and outer:
-            with loops.for_range(b, 0, outer, name="o") as o:
-                s_off = b.mul(o, i64(chunk))
-                d_off = b.add(b.mul(o, i64(row)), i64(start))
-                _copy_run(b, src, s_off, out, d_off, chunk)
+            count = outer * -(-chunk // CONCAT_BLOCK) if chunk >= CONCAT_BLOCK else None
+            count = count or -(-outer // (CONCAT_BLOCK // chunk))
+            plan.append((i, ntasks, count, start, chunk))
+            ntasks += count
         start += chunk
+
+    def copy(b: ir.IRBuilder, a, k, i: int, col: int, chunk: int) -> None:
+        """Task ``k`` of input ``i``: a piece of one long run, or a block of short runs."""
+        out = a[-1]
+        if chunk >= CONCAT_BLOCK:
+            pieces = -(-chunk // CONCAT_BLOCK)
+            o, piece = b.udiv(k, i64(pieces)), b.urem(k, i64(pieces))
+            off = b.mul(piece, i64(CONCAT_BLOCK))
+            count = b.sub(i64(chunk), off)
+            small = b.icmp_unsigned("<", count, i64(CONCAT_BLOCK))
+            count = b.select(small, count, i64(CONCAT_BLOCK))
+            src = loops.gep(b, a[i], b.add(b.mul(o, i64(chunk)), off))
+            dst = loops.gep(b, out, b.add(b.add(b.mul(o, i64(row)), i64(col)), off))
+            _memcpy(b, dst, src, count)
+            return
+        runs = CONCAT_BLOCK // chunk
+        o0 = b.mul(k, i64(runs))
+        o1 = b.add(o0, i64(runs))
+        o1 = b.select(b.icmp_unsigned("<", o1, i64(outer)), o1, i64(outer))
+        with loops.for_range(b, o0, o1, name="o") as o:
+            d_off = b.add(b.mul(o, i64(row)), i64(col))
+            _copy_run(b, a[i], b.mul(o, i64(chunk)), out, d_off, chunk)
+
+    def tasks(b: ir.IRBuilder, lo, hi, a) -> None:
+        with loops.for_range(b, lo, hi, name="t") as t:
+            for i, first, count, col, chunk in plan:
+                mine = b.and_(
+                    b.icmp_unsigned(">=", t, i64(first)),
+                    b.icmp_unsigned("<", t, i64(first + count)),
+                )
+                with b.if_then(mine):
+                    copy(b, a, b.sub(t, i64(first)), i, col, chunk)
+
+    parallel_for(b, ntasks, list(args), tasks, work=8 * outer * row)  # bytes moved
     b.ret_void()
     return KernelFn(fn)
 

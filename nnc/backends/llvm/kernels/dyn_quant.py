@@ -8,8 +8,11 @@ rescaled to float32, exactly as ``nnc/ir/ops_quant.py`` states::
     acc = sum_k (x_q - zp) * w[n, k]              (int32; conv padding contributes 0)
     y = act(f32(acc) * (s * scale[n]) + bias[n] + residual)
 
-Plain scalar loops (correct, not yet fast: the packed VNNI kernels take compile-time
-activation parameters). Args: ``x, w (N, K) i8, [bias], [residual], out, scratch``.
+This module holds the vectorized run-time quantization (``emit_qparams``,
+``emit_quantize_rows``) and the fallback layer ``emit_dyn_qlayer`` (scalar int32 loops,
+used for non-constant weights and depthwise convs; args ``x, w (N, K) i8, [bias],
+[residual], out, scratch``). Constant-weight layers run on the int8 micro-kernels of
+``qgemm.py`` instead (``dyn_qgemm.py``).
 """
 
 from __future__ import annotations
@@ -48,22 +51,105 @@ def _clamp(b, v, lo: float, hi: float):
     return _fmin(b, _fmax(b, v, loops.f32(lo)), loops.f32(hi))
 
 
-def _emit_dynamic_quantize(b, module, x, xq, size):
-    """Quantize ``x`` (size floats) into ``xq`` (u8); returns (scale f32, zp i32)."""
-    lo_p, hi_p = b.alloca(F32), b.alloca(F32)
-    b.store(loops.f32(0.0), lo_p)
-    b.store(loops.f32(0.0), hi_p)
-    with loops.for_range(b, 0, size, name="mm") as i:
-        v = loops.load_at(b, x, i)
-        b.store(_fmin(b, b.load(lo_p), v), lo_p)
-        b.store(_fmax(b, b.load(hi_p), v), hi_p)
-    lo, hi = b.load(lo_p), b.load(hi_p)
+VW = 16  # lanes of the explicit vectors below (LLVM legalizes to the target's width)
+V16F = ir.VectorType(F32, VW)
+
+
+def _vsel_min(b, x, y):
+    return b.select(b.fcmp_ordered("<", x, y), x, y)
+
+
+def _vsel_max(b, x, y):
+    return b.select(b.fcmp_ordered(">", x, y), x, y)
+
+
+def _vconst(value: float) -> ir.Constant:
+    return ir.Constant(V16F, [float(value)] * VW)
+
+
+def _vrint(b, module, v):
+    return b.call(loops.intrinsic(module, f"llvm.rint.v{VW}f32", V16F, [V16F]), [v])
+
+
+def emit_qparams(b, module, x, size: int):
+    """DynamicQuantizeLinear's ``(scale f32, zero point as f32)`` of ``x[:size]``: a
+    vectorized min/max (``VW`` lanes, then a lane reduction and a scalar tail), then
+    ``s = f32(hi - lo) / 255`` (1 if 0), ``zp = clamp(rint(-lo / s), 0, 255)``."""
+    nvec, tail = divmod(size, VW)
+    lo, hi = loops.f32(0.0), loops.f32(0.0)
+    if nvec:
+        lo_p, hi_p = b.alloca(V16F), b.alloca(V16F)
+        b.store(_vconst(0.0), lo_p)
+        b.store(_vconst(0.0), hi_p)
+        with loops.for_range(b, 0, nvec, name="mm") as i:
+            v = b.load(b.bitcast(loops.gep(b, x, b.mul(i, i64(VW))), V16F.as_pointer()), align=4)
+            b.store(_vsel_min(b, b.load(lo_p), v), lo_p)
+            b.store(_vsel_max(b, b.load(hi_p), v), hi_p)
+        lov, hiv = b.load(lo_p), b.load(hi_p)
+        for lane in range(VW):
+            idx = ir.Constant(I32, lane)
+            lo = _fmin(b, lo, b.extract_element(lov, idx))
+            hi = _fmax(b, hi, b.extract_element(hiv, idx))
+    for j in range(nvec * VW, nvec * VW + tail):
+        v = loops.load_at(b, x, j)
+        lo, hi = _fmin(b, lo, v), _fmax(b, hi, v)
     s = b.fdiv(b.fsub(hi, lo), loops.f32(255.0))
     s = b.select(b.fcmp_ordered("==", s, loops.f32(0.0)), loops.f32(1.0), s)
     zpf = _clamp(b, _rint(b, module, b.fdiv(b.fneg(lo), s)), 0.0, 255.0)
-    with loops.for_range(b, 0, size, name="q") as i:
-        q = b.fadd(_rint(b, module, b.fdiv(loops.load_at(b, x, i), s)), zpf)
-        loops.store_at(b, b.trunc(b.fptosi(_clamp(b, q, 0.0, 255.0), I32), I8), xq, i)
+    return s, zpf
+
+
+def emit_quantize_rows(b, module, x, s, zpf, rows: int, k: int, dst, kp: int, flip=False):
+    """``dst[r*kp + j] = clamp(rint(x[r*k + j] / s) + zp, 0, 255)`` (u8, xor 0x80 when
+    ``flip``) for ``j < k``, 0 for ``k <= j < kp``; vectorized along rows."""
+    sv = loops_splat(b, s)
+    zv = loops_splat(b, zpf)
+    nvec = k // VW
+    v8 = ir.VectorType(I8, VW)
+    flipv = ir.Constant(v8, [0x80] * VW)
+
+    def q_vec(v):
+        q = _vclamp(b, b.fadd(_vrint(b, module, b.fdiv(v, sv)), zv))
+        q8 = b.trunc(b.fptosi(q, ir.VectorType(I32, VW)), v8)
+        return b.xor(q8, flipv) if flip else q8
+
+    def q_one(v):
+        q = _clamp(b, b.fadd(_rint(b, module, b.fdiv(v, s)), zpf), 0.0, 255.0)
+        q8 = b.trunc(b.fptosi(q, I32), I8)
+        return b.xor(q8, ir.Constant(I8, 0x80)) if flip else q8
+
+    with loops.for_range(b, 0, rows, name="qr") as r:
+        src = loops.gep(b, x, b.mul(r, i64(k)))
+        out = loops.gep(b, dst, b.mul(r, i64(kp)))
+        if nvec:
+            with loops.for_range(b, 0, nvec, name="qv") as i:
+                off = b.mul(i, i64(VW))
+                v = b.load(b.bitcast(loops.gep(b, src, off), V16F.as_pointer()), align=4)
+                b.store(q_vec(v), b.bitcast(loops.gep(b, out, off), v8.as_pointer()), align=1)
+        if k % VW:
+            with loops.for_range(b, nvec * VW, k, name="qt") as j:
+                loops.store_at(b, q_one(loops.load_at(b, src, j)), out, j)
+        for j in range(k, kp):
+            loops.store_at(b, ir.Constant(I8, 0), out, j)
+
+
+def loops_splat(b, v):
+    """``v`` (f32) in every lane of ``<VW x float>``."""
+    one = b.insert_element(ir.Constant(V16F, ir.Undefined), v, ir.Constant(I32, 0))
+    return b.shuffle_vector(one, ir.Constant(V16F, ir.Undefined),
+                            ir.Constant(ir.VectorType(I32, VW), [0] * VW))  # fmt: skip
+
+
+def _vclamp(b, v):
+    lo, hi = _vconst(0.0), _vconst(255.0)
+    v = b.select(b.fcmp_ordered("<", v, lo), lo, v)
+    return b.select(b.fcmp_ordered(">", v, hi), hi, v)
+
+
+def _emit_dynamic_quantize(b, module, x, xq, size):
+    """Quantize ``x`` (size floats) into ``xq`` (u8); returns (scale f32, zp i32)."""
+    s, zpf = emit_qparams(b, module, x, size)
+    emit_quantize_rows(b, module, x, s, zpf, 1, size, xq, size)
     return s, b.fptosi(zpf, I32)
 
 

@@ -20,7 +20,7 @@ from nnc.backends.llvm.parallel import parallel_blocks, parallel_for
 
 #: Elements per task of a parallel flat loop.
 FLAT_BLOCK = 4096
-#: Unary kinds costing about one flop per element (others: ~16, transcendental).
+#: Unary kinds costing about one flop per element (others are transcendental).
 CHEAP_UNARY = frozenset(
     {"none", "relu", "leaky_relu", "clip", "hard_sigmoid", "hard_swish", "abs", "neg"}
 )
@@ -158,7 +158,7 @@ def emit_unary(
             loops.store_at(b, y, pout, i)
 
     size = math.prod(shape)
-    cost = 1 if kind in CHEAP_UNARY else 16
+    cost = 8 if kind in CHEAP_UNARY else 32  # bytes moved / ~flops per element
     parallel_blocks(b, size, FLAT_BLOCK, [x, out], body, work=size * cost)
     b.ret_void()
     return KernelFn(fn)
@@ -221,12 +221,13 @@ def emit_binary(
             loops.store_at(b, op(b, module, x, y), pout, offset_step(b, oo, j, so[-1]))
 
     total = math.prod(out_shape)
+    work = 12 * total  # bytes moved (parallel.MIN_PARALLEL_WORK)
     if len(dims) == 1:  # one flat loop: blocks of it in parallel
 
         def flat(b: ir.IRBuilder, start, stop, args) -> None:
             inner(b, args, [i64(0)] * 3, start, stop)
 
-        parallel_blocks(b, dims[0], FLAT_BLOCK, [pa, pb, pout], flat, work=total)
+        parallel_blocks(b, dims[0], FLAT_BLOCK, [pa, pb, pout], flat, work=work)
     else:  # the outermost dim in parallel
 
         def rows(b: ir.IRBuilder, lo, hi, args) -> None:
@@ -235,6 +236,6 @@ def emit_binary(
                 with strided_nest(b, dims[1:-1], [s[1:-1] for s in strides], bases) as offs:
                     inner(b, args, offs)
 
-        parallel_for(b, dims[0], [pa, pb, pout], rows, work=total)
+        parallel_for(b, dims[0], [pa, pb, pout], rows, work=work)
     b.ret_void()
     return KernelFn(fn)

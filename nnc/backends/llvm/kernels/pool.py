@@ -2,9 +2,12 @@
 
 The output plane is split, per axis, into border positions (some window taps fall
 outside the input; they are few and emitted one by one with their static tap lists)
-and an interior range where every tap is in bounds: a runtime loop over contiguous
-output columns with the taps unrolled and no bounds checks, so LLVM vectorizes it.
-Average divisors are static per (row, column) region.
+and an interior range where every tap is in bounds: a runtime loop. Along a row, output
+columns are computed a vector at a time by ``window.emit_plane`` (strided runs are one
+wide load plus a shuffle; taps outside the input are masked lanes reading the padding
+value: ``lowest`` for max, 0 for average). Average divisors are static per (row, column),
+a constant vector per chunk. Strides too large for a vector run (``window.run_width``
+below 4 lanes) use the scalar loops of ``_emit_row``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from llvmlite import ir
 from nnc.backends.llvm import loops
 from nnc.backends.llvm.kernels import KernelFn
 from nnc.backends.llvm.kernels.activation import fmax
-from nnc.backends.llvm.kernels.gemm import entry_alloca
+from nnc.backends.llvm.kernels.gemm import entry_alloca, tile_shape
+from nnc.backends.llvm.kernels.simd import splat, store_lanes, vec_type
+from nnc.backends.llvm.kernels.window import emit_plane, run_width
 from nnc.backends.llvm.loops import f32, for_range, gep, i64, load_at, store_at
 from nnc.backends.llvm.parallel import parallel_for
 
@@ -116,18 +121,71 @@ def _emit_row(b, module, p: _Pool, x, y, oh, khs, count_h) -> None:
             store_at(b, p.finish(acc, b, count_h * wax.k), yrow, ow)
 
 
+def _vector_plane(b, module, p: _Pool, vec: ir.VectorType, xp, yp) -> None:
+    """One output plane, a vector of output columns at a time (``window.py``)."""
+    hax, wax = p.hax, p.wax
+    lowest = -3.4028234663852886e38  # ORT: numeric_limits<float>::lowest()
+    pad = splat(b, f32(lowest if p.kind == "max" else 0.0), vec)
+    vmax = loops.intrinsic(module, f"llvm.maxnum.v{vec.count}f32", vec, [vec, vec])
+
+    def row_body(khs, oh):
+        yrow = gep(b, yp, b.mul(oh, i64(wax.out)))
+        count_h = len(khs)  # interior rows: every kernel row
+        if p.include_pad and isinstance(oh, ir.Constant):  # border row: padded rows count
+            count_h = hax.padded_count(oh.constant)
+
+        def chunk(b, q0, ch, loads) -> None:
+            acc = None
+            for kh in khs:
+                for kw in ch.taps:
+                    v = loads(kh, kw)
+                    acc = v if acc is None else (
+                        b.call(vmax, [acc, v]) if p.kind == "max" else b.fadd(acc, v)
+                    )  # fmt: skip
+            if acc is None:
+                acc = pad
+            elif p.kind == "avg":
+                acc = b.fmul(acc, _inv_counts(p, count_h, ch, vec))
+            store_lanes(b, module, acc, gep(b, yrow, q0), ch.count)
+
+        return chunk
+
+    emit_plane(b, module, hax, wax, vec, xp, pad, row_body)
+
+
+def _inv_counts(p: _Pool, count_h, ch, vec) -> ir.Constant:
+    """``1 / divisor`` per lane of an average chunk whose rows contribute ``count_h``.
+
+    Interior chunks (possibly in a runtime loop, ``ch`` is then the first of the run)
+    have every tap in bounds; border lanes count their own taps (lanes past the row end
+    are never stored)."""
+    if ch.interior:
+        return ir.Constant(vec, [1.0 / (count_h * p.wax.k)] * vec.count)
+    lanes = []
+    for i in range(vec.count):
+        cnt = count_h * p.wax.count(min(ch.q0 + i, p.wax.out - 1), p.include_pad)
+        lanes.append(1.0 / cnt if cnt else 0.0)
+    return ir.Constant(vec, lanes)
+
+
 def _emit_pool(module, name, x_shape, p: _Pool) -> KernelFn:
     """Shared driver: loop over planes (in parallel), then border rows and the interior."""
     n, c, h, w = x_shape
     hax = p.hax
     fn, b, (x, y) = loops.new_function(module, name, 2)
     lo, hi = hax.interior()
+    width = run_width(tile_shape(module).width, p.wax.s)
+    while width > 4 and width // 2 >= p.wax.out:
+        width //= 2
 
     def planes(b: ir.IRBuilder, first, last, args) -> None:
         x, y = args
         with for_range(b, first, last, name="plane") as pl:
             xp = gep(b, x, b.mul(pl, i64(h * w)))
             yp = gep(b, y, b.mul(pl, i64(hax.out * p.wax.out)))
+            if width >= 4:
+                _vector_plane(b, module, p, vec_type(width), xp, yp)
+                return
             for oh in list(range(lo)) + list(range(hi, hax.out)):
                 count = hax.count(oh, p.include_pad)
                 _emit_row(b, module, p, xp, yp, i64(oh), hax.taps(oh), count)

@@ -17,6 +17,7 @@ from llvmlite import ir
 
 from nnc.backends.llvm import loops
 from nnc.backends.llvm.kernels import KernelFn
+from nnc.backends.llvm.kernels import qdepthwise as qdw
 from nnc.backends.llvm.kernels.conv_shape import ConvShape
 from nnc.backends.llvm.kernels.qgemm import I8_PTR, QMicroCache, QTiling, emit_tiles
 from nnc.backends.llvm.kernels.qisa import module_target, select_qisa
@@ -31,7 +32,7 @@ from nnc.backends.llvm.kernels.qpack import (
     param_globals,
 )
 from nnc.backends.llvm.kernels.requant import emit_epilogue
-from nnc.backends.llvm.loops import I8, I32, for_range, gep, i64
+from nnc.backends.llvm.loops import F32, I8, I32, for_range, gep, i64
 
 Shape = tuple[int, ...]
 
@@ -171,8 +172,9 @@ def emit_qconv(
     w2d = wq.reshape(m, kg)
     depthwise = cg == 1 and group > 1
     dom = ActDomain.of(isa, x_dtype, x_zp)
-    if depthwise:  # direct loops on the raw bytes
-        dom = ActDomain(False, int(x_zp), x_dtype == "i8")
+    fma_dw = depthwise and kh * kw <= qdw.MAX_TAPS
+    if depthwise:  # direct loops on the raw bytes (float FMA path: x - zp while widening)
+        dom = ActDomain(False, 0 if fma_dw else int(x_zp), x_dtype == "i8")
     params = make_params(
         w2d, bias, dom, w_scale=w_scale, x_scale=x_scale, y_dtype=y_dtype, y_scale=y_scale,
         y_zp=y_zp, activation=activation, act_alpha=act_alpha, act_beta=act_beta,
@@ -180,15 +182,24 @@ def emit_qconv(
     )  # fmt: skip
     ob = params.epi.out_bytes
     plane = (h + pt + pb) * (wd + pl + pr)
-    scratch = ceil_to(plane, 64) if depthwise else ceil_to(kgp * pp, 64) + ceil_to(cg * plane, 64)
+    d = dict(n=n, c=c, h=h, w=wd, m=m, oh=oh, ow=ow, kh=kh, kw=kw, strides=(sh, sw),
+             dil=(dh, dw), pads=(pt, pl, pb, pr), sh=sh, sw=sw, dh=dh, dw=dw, pt=pt, pl=pl,
+             pb=pb, pr=pr, x_zp=int(x_zp), x_signed=x_dtype == "i8")  # fmt: skip
+    width = qdw.vector_width(isa.width, ow)
+    scratch = ceil_to(kgp * pp, 64) + ceil_to(cg * plane, 64)
+    if depthwise:
+        scratch = qdw.scratch_bytes(d, width) if fma_dw else ceil_to(plane, 64)
     has_res = r_dtype is not None
     fn, b, args = loops.new_function(module, name, 2 + has_res, scratch=True)
     x = b.bitcast(args[0], I8_PTR)
     res = b.bitcast(args[1], I8_PTR) if has_res else null(I8_PTR)
     out = b.bitcast(args[1 + has_res], I8_PTR)
+    if fma_dw:
+        pad = b.bitcast(args[-1], F32.as_pointer())
+        qdw.emit_depthwise_rows(b, module, d, params, w2d, x, res, out, pad, width)
+        b.ret_void()
+        return KernelFn(fn, scratch)
     if depthwise:
-        d = dict(n=n, c=c, h=h, w=wd, m=m, oh=oh, ow=ow, kh=kh, kw=kw, strides=(sh, sw),
-                 dil=(dh, dw), pads=(pt, pl, pb, pr))  # fmt: skip
         _emit_depthwise(b, module, name, d, dom, params, w2d, x, res, out)
         b.ret_void()
         return KernelFn(fn, scratch)

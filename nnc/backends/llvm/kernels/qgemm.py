@@ -33,8 +33,16 @@ from nnc.backends.llvm.kernels.qpack import (
     pack_panel,
     param_globals,
 )
-from nnc.backends.llvm.kernels.requant import Epilogue, emit_epilogue, splat
-from nnc.backends.llvm.loops import F32, I8, I32, for_range, gep, i64
+from nnc.backends.llvm.kernels.requant import (
+    EPI_ARG_TYPES,
+    Epilogue,
+    emit_epilogue,
+    epilogue_args,
+    epilogue_key,
+    epilogue_values,
+    splat,
+)
+from nnc.backends.llvm.loops import F32, I8, I32, I64, for_range, gep, i64
 
 I16 = ir.IntType(16)
 I8_PTR = I8.as_pointer()
@@ -47,16 +55,16 @@ Shape = tuple[int, ...]
 @dataclass(frozen=True)
 class QMicro:
     """One micro-kernel ``void f(i8* a, i8* b, i32* bias, f32* mult, f32* fbias, i8* res,
-    i8* out)``: ``mr`` rows, ``ncols`` valid columns, ``kq`` k groups (see module doc).
-    ``row_chan`` indexes the per-channel arrays by row (else by column)."""
+    i8* out, i64 kq, i64 a_row, i64 b_kq, i64 ldc, <epilogue_args>)``: ``mr`` rows,
+    ``ncols`` valid columns, ``kq`` k groups (a multiple of ``unroll``; see module doc).
+    ``row_chan`` indexes the per-channel arrays by row (else by column). Sizes, strides
+    and the epilogue's numbers are run-time arguments, so one function serves every
+    layer with the same tile shape and epilogue kind (``epi`` is an ``epilogue_key``)."""
 
     isa: QIsa
     mr: int
     ncols: int
-    kq: int
-    a_row: int
-    b_kq: int
-    ldc: int
+    unroll: int
     act_is_a: bool
     act_signed: bool
     row_chan: bool
@@ -126,34 +134,39 @@ class _Dot:
 
 def _emit_micro(module: ir.Module, fname: str, spec: QMicro) -> ir.Function:
     f32p, i32p = F32.as_pointer(), I32.as_pointer()
-    fty = ir.FunctionType(loops.VOID, [I8_PTR, I8_PTR, i32p, f32p, f32p, I8_PTR, I8_PTR])
+    ptrs = [I8_PTR, I8_PTR, i32p, f32p, f32p, I8_PTR, I8_PTR]
+    fty = ir.FunctionType(loops.VOID, [*ptrs, *[I64] * 4, *EPI_ARG_TYPES])
     fn = ir.Function(module, fty, name=fname)
     fn.linkage = "internal"
     fn.attributes.add("nounwind")
-    for arg in fn.args:
+    for arg in fn.args[: len(ptrs)]:
         arg.add_attribute("noalias")
-    a, bp, bias, mult, fbias, res, out = fn.args
+    a, bp, bias, mult, fbias, res, out = fn.args[: len(ptrs)]
+    kq, a_row, b_kq, ldc = fn.args[len(ptrs) : len(ptrs) + 4]
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    dot, w, g = _Dot(module, spec), spec.isa.width, spec.isa.group
+    dot, w, g, unroll = _Dot(module, spec), spec.isa.width, spec.isa.group, spec.unroll
     nrv = -(-spec.ncols // w)
     accs = [[b.alloca(dot.vec) for _ in range(nrv)] for _ in range(spec.mr)]
     for row in accs:
         for slot in row:
             b.store(ir.Constant(dot.vec, None), slot)
-    unroll = next(u for u in (4, 2, 1) if spec.kq % u == 0)
-    with for_range(b, 0, spec.kq // unroll, name="k") as o:
-        a_o = gep(b, a, b.mul(o, i64(unroll * g)))
-        b_o = gep(b, bp, b.mul(o, i64(unroll * spec.b_kq)))
+    a_rows = [gep(b, a, b.mul(a_row, i64(r))) for r in range(spec.mr)]
+    b_step = b.mul(b_kq, i64(unroll))
+    with for_range(b, 0, b.sdiv(kq, i64(unroll)), name="k") as o:
+        b_o = gep(b, bp, b.mul(o, b_step))
+        a_off = b.mul(o, i64(unroll * g))
         vals = [[b.load(s) for s in row] for row in accs]
         for u in range(unroll):
-            bv = [dot.b(b, gep(b, b_o, u * spec.b_kq + v * w * g)) for v in range(nrv)]
+            b_u = gep(b, b_o, b.mul(b_kq, i64(u))) if u else b_o
+            bv = [dot.b(b, gep(b, b_u, v * w * g)) for v in range(nrv)]
             for r in range(spec.mr):
-                av = dot.a(b, gep(b, a_o, r * spec.a_row + u * g))
+                av = dot.a(b, gep(b, a_rows[r], b.add(a_off, i64(u * g))))
                 vals[r] = [dot.step(b, vals[r][v], av, bv[v]) for v in range(nrv)]
         for row, vrow in zip(accs, vals, strict=True):
             for slot, val in zip(row, vrow, strict=True):
                 b.store(val, slot)
-    _emit_store(b, module, spec, accs, bias, mult, fbias, res, out)
+    epi_vals = epilogue_values(b, spec.epi, fn.args[len(ptrs) + 4 :], w)
+    _emit_store(b, module, spec, accs, bias, mult, fbias, res, out, ldc, epi_vals)
     b.ret_void()
     return fn
 
@@ -165,11 +178,12 @@ def _vec_or_lanes(b, base, offset: int, ty: ir.Type, n: int, valid: int) -> ir.V
         return b.load(_ptr(b, base, offset, vty), align=1)
     v = ir.Constant(vty, None)
     for lane in range(valid):
-        v = b.insert_element(v, b.load(gep(b, base, offset + lane)), ir.Constant(I32, lane))
+        at = b.add(offset, i64(lane)) if lane else offset
+        v = b.insert_element(v, b.load(gep(b, base, at)), ir.Constant(I32, lane))
     return v
 
 
-def _emit_store(b, module, spec: QMicro, accs, bias, mult, fbias, res, out) -> None:
+def _emit_store(b, module, spec: QMicro, accs, bias, mult, fbias, res, out, ldc, epi_vals):
     w, epi = spec.isa.width, spec.epi
     ety = F32 if epi.y_dtype == "f32" else I8
     out_t = b.bitcast(out, ety.as_pointer())
@@ -186,22 +200,26 @@ def _emit_store(b, module, spec: QMicro, accs, bias, mult, fbias, res, out) -> N
                 fv = None
                 if epi.f_bias:
                     fv = b.load(_ptr(b, fbias, v * w, ir.VectorType(F32, w)), align=4)
-            off = r * spec.ldc + v * w
+            off = b.add(b.mul(ldc, i64(r)), i64(v * w))
             rv = _vec_or_lanes(b, res, off, I8, w, valid) if epi.r_dtype else None
-            y = emit_epilogue(b, module, epi, b.load(accs[r][v]), bv, mv, fv, rv)
+            y = emit_epilogue(b, module, epi, b.load(accs[r][v]), bv, mv, fv, rv, epi_vals)
             if valid == w:
                 b.store(y, _ptr(b, out_t, off, y.type), align=1)
             else:
                 for lane in range(valid):
                     val = b.extract_element(y, ir.Constant(I32, lane))
-                    loops.store_at(b, val, out_t, off + lane)
+                    loops.store_at(b, val, out_t, b.add(off, i64(lane)) if lane else off)
 
 
 class QMicroCache:
-    """Emits each distinct ``QMicro`` once per kernel, as ``<name>.qmicro<i>``."""
+    """Emits each distinct ``QMicro`` once per MODULE (shared by every kernel of a model),
+    named ``<name>.qmicro<i>`` after the kernel that first needs it."""
 
     def __init__(self, module: ir.Module, name: str):
-        self.module, self.name, self.fns = module, name, {}
+        self.module, self.name = module, name
+        if not hasattr(module, "_nnc_qmicro"):
+            module._nnc_qmicro = {}
+        self.fns: dict[QMicro, ir.Function] = module._nnc_qmicro
 
     def get(self, spec: QMicro) -> ir.Function:
         if spec not in self.fns:
@@ -250,10 +268,12 @@ def emit_tiles(b, cache: QMicroCache, isa: QIsa, t: QTiling, a, bp, bias, mult, 
     col_runs, row_runs = _blocks(t.cols, isa.nr), _blocks(t.rows, isa.mr)
     a_bytes, b_bytes = t.rows * t.kq * isa.group, t.cols * t.kq * isa.group
     cols_outer = a_bytes * -(-t.cols // isa.nr) <= b_bytes * -(-t.rows // isa.mr)
+    unroll = next(u for u in (4, 2, 1) if t.kq % u == 0)
+    key = epilogue_key(t.epi)
+    sizes = [i64(t.kq), i64(t.a_row), i64(t.b_kq), i64(t.ldc), *epilogue_args(t.epi)]
 
     def call(i0, mr, j0, ncols):
-        spec = QMicro(isa, mr, ncols, t.kq, t.a_row, t.b_kq, t.ldc, t.act_is_a, t.act_signed,
-                      t.row_chan, t.epi)  # fmt: skip
+        spec = QMicro(isa, mr, ncols, unroll, t.act_is_a, t.act_signed, t.row_chan, key)
         ch = i0 if t.row_chan else j0
         pos = b.add(b.mul(i0, i64(t.ldc)), j0)
         args = [
@@ -264,6 +284,7 @@ def emit_tiles(b, cache: QMicroCache, isa: QIsa, t: QTiling, a, bp, bias, mult, 
             _gep_nn(b, fbias, ch),
             _gep_nn(b, res, pos),
             gep(b, out, b.mul(pos, i64(ob))),
+            *sizes,
         ]
         b.call(cache.get(spec), args)
 

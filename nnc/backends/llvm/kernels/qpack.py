@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from llvmlite import ir
 
+from nnc.backends.llvm.codegen import RawBytes
 from nnc.backends.llvm.kernels.qisa import QIsa
 from nnc.backends.llvm.kernels.requant import (
     Epilogue,
@@ -20,7 +21,7 @@ from nnc.backends.llvm.kernels.requant import (
     requant_multiplier,
     residual_multiplier,
 )
-from nnc.backends.llvm.loops import F32, I8, I32
+from nnc.backends.llvm.loops import F32, I32
 
 
 def as_array(value) -> np.ndarray:
@@ -127,9 +128,9 @@ def const_global(module: ir.Module, name: str, arr: np.ndarray) -> ir.GlobalVari
     """A private, 64-byte aligned constant holding ``arr``'s little-endian bytes."""
     data = np.ascontiguousarray(arr)
     data = data.astype(data.dtype.newbyteorder("<"), copy=False).tobytes() or b"\0"
-    ty = ir.ArrayType(I8, len(data))
-    g = ir.GlobalVariable(module, ty, name)
-    g.initializer = ir.Constant(ty, bytearray(data))
+    init = RawBytes(data)  # hex-formatted by numpy: fast for megabytes of weights
+    g = ir.GlobalVariable(module, init.type, name)
+    g.initializer = init
     g.global_constant, g.linkage, g.unnamed_addr, g.align = True, "private", True, 64
     return g
 

@@ -3,6 +3,10 @@ elements``, exactly the float max pool on the dequantized values, since per-tens
 dequantization is monotone (``fold-qdq`` moves max pools onto the integers). Padding
 never wins (it is -inf in the float op); a window with no in-bounds element gives qmin.
 Args: ``x, out`` (passed as ``float*``, bitcast to i8).
+
+Code shape (as ``pool.py``): per axis, border outputs (some taps out of bounds) are
+emitted one by one with their static tap lists; the interior is a runtime loop with the
+taps unrolled and no bounds checks, so the code size does not grow with the plane.
 """
 
 from __future__ import annotations
@@ -11,11 +15,14 @@ from llvmlite import ir
 
 from nnc.backends.llvm import loops
 from nnc.backends.llvm.kernels import KernelFn
-from nnc.backends.llvm.loops import i64
-from nnc.ir.nn_base import TensorSpec
-from nnc.ir.ops_compute import MaxPoolOp
+from nnc.backends.llvm.kernels.pool import Axis, pool_out_size
+from nnc.backends.llvm.loops import for_range, gep, i64, load_at, store_at
 
 I8 = ir.IntType(8)
+
+
+def _axis(size: int, k: int, s: int, pb: int, pe: int, d: int, ceil_mode: bool) -> Axis:
+    return Axis(size, k, s, pb, pe, d, pool_out_size(size, k, s, pb, pe, d, ceil_mode))
 
 
 def emit_qmax_pool2d(
@@ -30,29 +37,44 @@ def emit_qmax_pool2d(
     ceil_mode: bool,
     dtype: str,
 ) -> KernelFn:
-    """Integer NCHW max pool (see module docstring)."""
-    props = dict(kernel=kernel, strides=strides, pads=pads, dilations=dilations,
-                 ceil_mode=int(ceil_mode))  # fmt: skip
-    _, _, oh, ow = MaxPoolOp.infer([TensorSpec(tuple(x_shape))], props)[0].shape
+    """Integer NCHW max pool (see module docstring); ``pads = (top, left, bottom, right)``."""
     n, c, h, w = x_shape
+    hax = _axis(h, kernel[0], strides[0], pads[0], pads[2], dilations[0], bool(ceil_mode))
+    wax = _axis(w, kernel[1], strides[1], pads[1], pads[3], dilations[1], bool(ceil_mode))
     fn, b, (x, y) = loops.new_function(module, name, 2)
     src, out = b.bitcast(x, I8.as_pointer()), b.bitcast(y, I8.as_pointer())
     signed = dtype == "i8"
     qmin = ir.Constant(I8, -128 if signed else 0)
-    cmp = b.icmp_signed if signed else b.icmp_unsigned
-    with loops.for_range(b, 0, n * c, name="nc") as plane:
-        xin = loops.gep(b, src, b.mul(plane, i64(h * w)))
-        yout = loops.gep(b, out, b.mul(plane, i64(oh * ow)))
-        for i in range(oh):
-            for j in range(ow):
-                best = qmin
-                for u in range(kernel[0]):
-                    for v in range(kernel[1]):
-                        yy = i * strides[0] - pads[0] + u * dilations[0]
-                        xx = j * strides[1] - pads[1] + v * dilations[1]
-                        if 0 <= yy < h and 0 <= xx < w:
-                            val = loops.load_at(b, xin, yy * w + xx)
-                            best = b.select(cmp(">", val, best), val, best)
-                loops.store_at(b, best, yout, i * ow + j)
+    pred = "llvm.smax.i8" if signed else "llvm.umax.i8"
+    vmax = loops.intrinsic(module, pred, I8, [I8, I8])
+
+    def window(xin, ih0, khs, iw0, kws):
+        best = qmin
+        for kh in khs:
+            row = gep(b, xin, b.mul(b.add(ih0, i64(kh * hax.d)), i64(w)))
+            for kw in kws:
+                best = b.call(vmax, [best, load_at(b, row, b.add(iw0, i64(kw * wax.d)))])
+        return best
+
+    def out_row(xin, yout, oh, khs):
+        ih0 = b.sub(b.mul(oh, i64(hax.s)), i64(hax.pb))
+        yrow = gep(b, yout, b.mul(oh, i64(wax.out)))
+        lo, hi = wax.interior()
+        for ow in [*range(lo), *range(hi, wax.out)]:
+            store_at(b, window(xin, ih0, khs, i64(ow * wax.s - wax.pb), wax.taps(ow)), yrow, ow)
+        if hi > lo:
+            with for_range(b, lo, hi, name="ow") as ow:
+                iw0 = b.sub(b.mul(ow, i64(wax.s)), i64(wax.pb))
+                store_at(b, window(xin, ih0, khs, iw0, range(wax.k)), yrow, ow)
+
+    lo, hi = hax.interior()
+    with for_range(b, 0, n * c, name="nc") as plane:
+        xin = gep(b, src, b.mul(plane, i64(h * w)))
+        yout = gep(b, out, b.mul(plane, i64(hax.out * wax.out)))
+        for oh in [*range(lo), *range(hi, hax.out)]:
+            out_row(xin, yout, i64(oh), hax.taps(oh))
+        if hi > lo:
+            with for_range(b, lo, hi, name="oh") as oh:
+                out_row(xin, yout, oh, range(hax.k))
     b.ret_void()
     return KernelFn(fn)

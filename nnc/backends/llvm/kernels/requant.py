@@ -112,14 +112,61 @@ def _const(ty: ir.Type, value) -> ir.Constant:
     )
 
 
-def _fclamp(b: ir.IRBuilder, v: ir.Value, lo: float | None, hi: float | None) -> ir.Value:
+def _fclamp(b: ir.IRBuilder, v: ir.Value, lo, hi) -> ir.Value:
+    """``min(max(v, lo), hi)`` (bounds are numbers, values of v's type, or None)."""
     if lo is not None:
-        c = _const(v.type, float(lo))
+        c = lo if isinstance(lo, ir.Value) else _const(v.type, float(lo))
         v = b.select(b.fcmp_ordered("<", v, c), c, v)
     if hi is not None:
-        c = _const(v.type, float(hi))
+        c = hi if isinstance(hi, ir.Value) else _const(v.type, float(hi))
         v = b.select(b.fcmp_ordered(">", v, c), c, v)
     return v
+
+
+@dataclass(frozen=True)
+class EpiValues:
+    """The epilogue's parameters as IR values of one lane shape (run-time arguments of a
+    shared micro-kernel) or numbers: ``y_zp``/``r_zp`` i32, ``q_lo``/``q_hi`` (``qmin -
+    y_zp``, ``qmax - y_zp``), ``r_mult``, ``f_lo``/``f_hi`` f32 (``None`` = unbounded)."""
+
+    y_zp: object = 0
+    q_lo: object = 0.0
+    q_hi: object = 0.0
+    r_zp: object = 0
+    r_mult: object = 0.0
+    f_lo: object = None
+    f_hi: object = None
+
+
+#: Scalar argument types of ``epilogue_args`` (in order).
+EPI_ARG_TYPES = (I32, F32, F32, I32, F32, F32, F32)
+
+
+def epilogue_key(epi: Epilogue) -> Epilogue:
+    """``epi`` with its numbers zeroed: what the generated code depends on when the
+    numbers are passed at run time (``epilogue_args``)."""
+    return Epilogue(
+        epi.y_dtype, r_dtype=epi.r_dtype, f_bias=epi.f_bias,
+        f_lo=None if epi.f_lo is None else 0.0, f_hi=None if epi.f_hi is None else 0.0,
+    )  # fmt: skip
+
+
+def epilogue_args(epi: Epilogue) -> list[ir.Constant]:
+    """The run-time epilogue scalars of ``epi`` (types ``EPI_ARG_TYPES``)."""
+    vals = (epi.y_zp, epi.qmin - epi.y_zp, epi.qmax - epi.y_zp, epi.r_zp, epi.r_mult,
+            epi.f_lo or 0.0, epi.f_hi or 0.0)  # fmt: skip
+    return [ir.Constant(t, int(v) if t == I32 else float(v)) for t, v in zip(EPI_ARG_TYPES, vals)]
+
+
+def epilogue_values(b: ir.IRBuilder, key: Epilogue, args, n: int) -> EpiValues:
+    """``EpiValues`` splatted to ``n`` lanes from the ``epilogue_args`` arguments."""
+    v = [splat(b, a, n) for a in args]
+    return EpiValues(v[0], v[1], v[2], v[3], v[4], None if key.f_lo is None else v[5],
+                     None if key.f_hi is None else v[6])  # fmt: skip
+
+
+def _num(ty: ir.Type, v) -> ir.Value:
+    return v if isinstance(v, ir.Value) else _const(ty, v)
 
 
 def emit_epilogue(
@@ -131,24 +178,29 @@ def emit_epilogue(
     mult: ir.Value,
     fbias: ir.Value | None = None,
     res: ir.Value | None = None,
+    values: EpiValues | None = None,
 ) -> ir.Value:
     """The output (``<n x i8>``/``<n x float>``, or scalar) for an i32 accumulator.
 
     ``acc`` is ``<n x i32>`` or ``i32``; ``bias`` (i32), ``mult`` (f32) and ``fbias`` have
     its shape (per-channel values broadcast or loaded); ``res`` is the i8 residual.
+    ``values`` (run-time parameters of acc's shape) replace ``epi``'s numbers when given.
     """
     fty, ity = _like(acc.type, F32), _like(acc.type, I32)
+    if values is None:
+        values = EpiValues(epi.y_zp, epi.qmin - epi.y_zp, epi.qmax - epi.y_zp, epi.r_zp,
+                           epi.r_mult, epi.f_lo, epi.f_hi)  # fmt: skip
     t = b.fmul(b.sitofp(b.add(acc, bias), fty), mult)
     if epi.y_dtype == "f32":
         if fbias is not None:
             t = b.fadd(t, fbias)
-        return _fclamp(b, t, epi.f_lo, epi.f_hi)
+        return _fclamp(b, t, values.f_lo, values.f_hi)
     if res is not None:
         wide = b.sext(res, ity) if epi.r_dtype == "i8" else b.zext(res, ity)
-        r = b.sitofp(b.sub(wide, _const(ity, epi.r_zp)), fty)
-        t = b.fadd(t, b.fmul(r, _const(fty, epi.r_mult)))
+        r = b.sitofp(b.sub(wide, _num(ity, values.r_zp)), fty)
+        t = b.fadd(t, b.fmul(r, _num(fty, values.r_mult)))
     suffix = f"v{fty.count}f32" if isinstance(fty, ir.VectorType) else "f32"
     rint = intrinsic(module, f"llvm.rint.{suffix}", fty, [fty])
-    t = _fclamp(b, b.call(rint, [t]), epi.qmin - epi.y_zp, epi.qmax - epi.y_zp)
-    q = b.add(b.fptosi(t, ity), _const(ity, epi.y_zp))
+    t = _fclamp(b, b.call(rint, [t]), values.q_lo, values.q_hi)
+    q = b.add(b.fptosi(t, ity), _num(ity, values.y_zp))
     return b.trunc(q, _like(acc.type, ir.IntType(8)))

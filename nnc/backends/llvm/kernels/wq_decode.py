@@ -1,8 +1,12 @@
-"""Weight-only layers (``nn.wq_conv`` / ``nn.wq_gemm`` with ``act_quant = "none"``): the
-compressed weight stays compressed in the library; each run decodes it into scratch as
-float32 (the contract of ``nnc/ir/ops_quant.py``: ``W = f32(q - zp) * f32(scale)`` per
-group, int4 two per byte with the low nibble first, f16 widened, bf16 = bits << 16) and
-calls the float conv / gemm kernel on it. The decode is exact, so results equal the float
+"""Weight-only decode: the vector decoder of the ``wq16`` layout (``decode_rows``, used by
+the dequant-in-GEMM kernels ``wq_gemm.py`` / ``wq_conv.py``), and the fallback layer for
+weights that are not constants (or grouped convs).
+
+Fallback (``emit_wq_layer``): the compressed weight stays compressed in the library;
+each run decodes all of it into scratch as float32 (the contract of
+``nnc/ir/ops_quant.py``: ``W = f32(q - zp) * f32(scale)`` per group, int4 two per byte
+with the low nibble first, f16 widened, bf16 = bits << 16) and calls the float conv /
+gemm kernel on it. The decode is exact, so results equal the float
 layer on the decoded weight (the float kernels' own tolerance vs the interpreter).
 
 Args: ``x, w_stored, [bias], [residual], out, scratch``.
@@ -20,6 +24,81 @@ from nnc.backends.llvm.kernels import KernelFn
 from nnc.backends.llvm.loops import F32, i64
 
 I8, I16, I32 = ir.IntType(8), ir.IntType(16), ir.IntType(32)
+V16F = ir.VectorType(F32, 16)
+
+
+def _v(ty: ir.Type, n: int) -> ir.VectorType:
+    return ir.VectorType(ty, n)
+
+
+def _vload(b: ir.IRBuilder, ptr: ir.Value, offset, vty: ir.VectorType) -> ir.Value:
+    """Unaligned load of ``vty`` at byte ``offset`` of the i8* ``ptr``."""
+    offset = i64(offset) if isinstance(offset, int) else offset
+    return b.load(b.bitcast(b.gep(ptr, [offset], inbounds=True), vty.as_pointer()), align=1)
+
+
+def decode_row(b: ir.IRBuilder, storage: str, row: ir.Value, sv, zv) -> ir.Value:
+    """One ``wq16`` block row (16 channels at one k; ``row`` = i8* to its bytes) as
+    ``<16 x float>``: ``(f32(q) - zv) * sv`` for integer storages (``zv`` None when
+    symmetric), the widened value for f16/bf16 (``wq_pack.py``; exact contract decode)."""
+    if storage == "f16":
+        return b.fpext(_vload(b, row, 0, _v(ir.HalfType(), 16)), V16F)
+    if storage == "bf16":
+        bits = b.zext(_vload(b, row, 0, _v(I16, 16)), _v(I32, 16))
+        return b.bitcast(b.shl(bits, ir.Constant(_v(I32, 16), [16] * 16)), V16F)
+    if storage == "i8":
+        f = b.sitofp(_vload(b, row, 0, _v(I8, 16)), V16F)
+    else:
+        # nibbles in i32 lanes (x86 has no byte shifts): zext, mask/shift, concatenate
+        raw = b.zext(_vload(b, row, 0, _v(I8, 8)), _v(I32, 8))
+        lo = b.and_(raw, ir.Constant(_v(I32, 8), [15] * 8))
+        hi = b.lshr(raw, ir.Constant(_v(I32, 8), [4] * 8))
+        q = b.shuffle_vector(lo, hi, ir.Constant(_v(I32, 16), list(range(16))))
+        if storage == "i4":  # two's complement nibble: (q ^ 8) - 8
+            eight = ir.Constant(_v(I32, 16), [8] * 16)
+            q = b.sub(b.xor(q, eight), eight)
+        f = b.sitofp(q, V16F)
+    if zv is not None:
+        f = b.fsub(f, zv)
+    return b.fmul(f, sv)
+
+
+def split(b: ir.IRBuilder, v: ir.Value, width: int) -> list[ir.Value]:
+    """A ``<16 x float>`` as ``16 / width`` vectors of ``width`` lanes."""
+    if width == 16:
+        return [v]
+    undef = ir.Constant(V16F, ir.Undefined)
+    return [
+        b.shuffle_vector(v, undef, ir.Constant(_v(I32, width), list(range(i, i + width))))
+        for i in range(0, 16, width)
+    ]
+
+
+class GroupParams:
+    """Loads of the ``wq16`` scale / zero-point vectors of (block, group)."""
+
+    def __init__(self, b: ir.IRBuilder, lay, base: ir.Value):
+        self.lay = lay
+        self.scale = b.gep(base, [i64(lay.scale_offset)], inbounds=True) if lay.has_scale else None
+        self.zp = b.gep(base, [i64(lay.zp_offset)], inbounds=True) if lay.has_zp else None
+
+    def at(self, b: ir.IRBuilder, blk, g) -> tuple[ir.Value | None, ir.Value | None]:
+        """(scale, zp) ``<16 x float>`` of block ``blk``, group ``g`` (None when absent)."""
+        if self.scale is None:
+            return None, None
+        off = b.mul(b.add(b.mul(_iv(blk), i64(self.lay.groups)), _iv(g)), i64(64))
+        zv = _vload(b, self.zp, off, V16F) if self.zp is not None else None
+        return _vload(b, self.scale, off, V16F), zv
+
+
+def row_ptr(b: ir.IRBuilder, lay, base: ir.Value, blk, k) -> ir.Value:
+    """i8* to the codes of block ``blk`` at reduction row ``k``."""
+    idx = b.mul(b.add(b.mul(_iv(blk), i64(lay.k)), _iv(k)), i64(lay.row_bytes))
+    return b.gep(base, [idx], inbounds=True)
+
+
+def _iv(v) -> ir.Value:
+    return i64(v) if isinstance(v, int) else v
 
 
 def _align64(n: int) -> int:

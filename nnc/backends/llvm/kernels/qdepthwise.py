@@ -1,0 +1,169 @@
+"""int8 depthwise convolution (one input channel per group), exact, on float32 vector FMAs.
+
+Per input channel the u8/i8 plane is widened once into scratch as float32 ``x - x_zp``
+with zero padding (the zero point pads, as the contract says), split into ``sw`` column
+phases (phase ``p`` holds padded columns ``p, p + sw, ...``) so that every tap of a
+strided conv reads a contiguous run: padded column ``ox*sw + kw*dw`` is phase
+``(kw*dw) % sw``, offset ``ox + (kw*dw) // sw``. Each output row is then computed in
+vectors of ``W`` columns: ``acc = sum_taps splat(w[kh, kw]) * run`` with ``fmuladd``.
+
+Exactness: every product is an integer of magnitude <= 255 * 128 and at most
+``MAX_TAPS`` of them are summed, so every partial sum is an integer below 2**24 and
+float32 represents it exactly, in any order and with or without fusing; ``fptosi(acc)``
+is the exact int32 accumulator of ``requant.py``'s contract, which the shared epilogue
+then requantizes (bias not folded: the zero point was subtracted while widening).
+
+Row tails: the last chunk overlaps the previous one (``ow >= W``: the overlapped outputs
+are written twice with the same value) or uses masked residual loads and stores
+(``ow < W``); scratch has slack so that loads past a phase row stay in bounds.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+
+from nnc.backends.llvm import loops
+from nnc.backends.llvm.kernels.qpack import Params, ceil_to, const_global
+from nnc.backends.llvm.kernels.requant import emit_epilogue, splat
+from nnc.backends.llvm.loops import F32, I8, I32, VOID, for_range, gep, i64
+
+I1 = ir.IntType(1)
+#: Largest kh * kw for which float32 sums stay exact (255 * 128 * taps < 2**24).
+MAX_TAPS = (1 << 24) // (255 * 128)
+
+
+def vector_width(isa_width: int, ow: int) -> int:
+    """Output columns per vector: the ISA's i32 lanes, halved while half still covers
+    the row (narrow planes), at least 4."""
+    w = max(isa_width, 4)
+    while w > 4 and w // 2 >= ow:
+        w //= 2
+    return w
+
+
+def scratch_bytes(d: dict, width: int) -> int:
+    """Float32 phase planes of one padded input channel plus load slack."""
+    return 4 * ceil_to(_geometry(d)[2] + width + d["kw"] * d["dw"] + 16, 16)
+
+
+def _geometry(d: dict) -> tuple[int, int, int]:
+    """(padded rows, columns per phase row, floats of all phase planes)."""
+    hp = d["h"] + d["pt"] + d["pb"]
+    wq = -(-(d["w"] + d["pl"] + d["pr"]) // d["sw"])
+    return hp, wq, d["sw"] * hp * wq
+
+
+def _mask(width: int, count: int) -> ir.Constant:
+    return ir.Constant(ir.VectorType(I1, width), [int(i < count) for i in range(width)])
+
+
+def _masked(module, b, kind: str, vec: ir.VectorType, ptr, count: int, value=None):
+    """Masked load (``value`` None) or store of the first ``count`` lanes at ``ptr``."""
+    ety = "f32" if vec.element == F32 else f"i{vec.element.width}"
+    vptr = b.bitcast(ptr, vec.as_pointer())
+    mask_t, align = ir.VectorType(I1, vec.count), ir.Constant(I32, 1)
+    if kind == "load":
+        fn = loops.intrinsic(module, f"llvm.masked.load.v{vec.count}{ety}.p0", vec,
+                             [vec.as_pointer(), I32, mask_t, vec])  # fmt: skip
+        return b.call(fn, [vptr, align, _mask(vec.count, count), ir.Constant(vec, None)])
+    fn = loops.intrinsic(module, f"llvm.masked.store.v{vec.count}{ety}.p0", VOID,
+                         [vec, vec.as_pointer(), I32, mask_t])  # fmt: skip
+    b.call(fn, [value, vptr, align, _mask(vec.count, count)])
+    return None
+
+
+def _widen_plane(b, d: dict, src, dst, zp: int, signed: bool) -> None:
+    """``dst`` phase planes <- float32(x - zp) of one ``[h, w]`` byte plane, 0 in the pads."""
+    hp, wq, _ = _geometry(d)
+    h, w, s, pt, pl = d["h"], d["w"], d["sw"], d["pt"], d["pl"]
+    zero, zpc = ir.Constant(F32, 0.0), ir.Constant(I32, zp)
+    ext = b.sext if signed else b.zext
+    for p in range(s):
+        phase = gep(b, dst, p * hp * wq)
+        inside = [q for q in range(wq) if pl <= q * s + p < pl + w]
+        q_lo, q_hi = (inside[0], inside[-1] + 1) if inside else (0, 0)
+        pad_cols = [q for q in range(wq) if not q_lo <= q < q_hi]
+        for y in [*range(pt), *range(pt + h, hp)]:  # pad rows
+            with for_range(b, 0, wq, name="zr") as q:
+                loops.store_at(b, zero, phase, b.add(q, i64(y * wq)))
+        with for_range(b, 0, h, name="wy") as y:
+            row = gep(b, phase, b.mul(b.add(y, i64(pt)), i64(wq)))
+            for q in pad_cols:
+                loops.store_at(b, zero, row, q)
+            if q_hi > q_lo:
+                s_row = gep(b, src, b.mul(y, i64(w)))
+                with for_range(b, q_lo, q_hi, name="wq") as q:
+                    col = b.add(b.mul(q, i64(s)), i64(p - pl))
+                    v = b.sub(ext(loops.load_at(b, s_row, col), I32), zpc)
+                    loops.store_at(b, b.sitofp(v, F32), row, q)
+
+
+def emit_depthwise_rows(b, module, d: dict, params: Params, w2d, x, res, out, pad, width: int):
+    """The depthwise conv body (see module docstring): args as ``qconv._emit_depthwise``
+    with ``pad`` the float32 scratch; ``params`` folded with a zero point of 0."""
+    n, c, m, oh, ow = d["n"], d["c"], d["m"], d["oh"], d["ow"]
+    kh_n, kw_n, sh, sw, dh, dw = d["kh"], d["kw"], d["sh"], d["sw"], d["dh"], d["dw"]
+    mg, epi = m // c, params.epi
+    hp, wq, _ = _geometry(d)
+    vec, ivec = ir.VectorType(F32, width), ir.VectorType(I32, width)
+    fma = loops.intrinsic(module, f"llvm.fmuladd.v{width}f32", vec, [vec] * 3)
+    name = b.function.name
+    wglob = b.bitcast(const_global(module, f"{name}.wdwf", w2d.astype("float32")),
+                      F32.as_pointer())  # fmt: skip
+    bias_g = b.bitcast(const_global(module, f"{name}.bias", params.bias), I32.as_pointer())
+    mult_g = b.bitcast(const_global(module, f"{name}.mult", params.mult), F32.as_pointer())
+    fb_g = None
+    if params.fbias is not None:
+        fb_g = b.bitcast(const_global(module, f"{name}.fbias", params.fbias), F32.as_pointer())
+    ob = epi.out_bytes
+    oty = ir.VectorType(F32 if ob == 4 else I8, width)
+    out_t = b.bitcast(out, oty.element.as_pointer())
+    taps = [(i, j) for i in range(kh_n) for j in range(kw_n)]
+    with for_range(b, 0, n, name="img") as img, for_range(b, 0, c, name="ch") as ch:
+        plane = gep(b, x, b.mul(b.add(b.mul(img, i64(c)), ch), i64(d["h"] * d["w"])))
+        _widen_plane(b, d, plane, pad, d["x_zp"], d["x_signed"])
+        with for_range(b, 0, mg, name="mult") as j:
+            co = b.add(b.mul(ch, i64(mg)), j)
+            w_co = gep(b, wglob, b.mul(co, i64(kh_n * kw_n)))
+            wts = [splat(b, loops.load_at(b, w_co, t), width) for t in range(len(taps))]
+            bias = splat(b, loops.load_at(b, bias_g, co), width)
+            mult = splat(b, loops.load_at(b, mult_g, co), width)
+            fbias = splat(b, loops.load_at(b, fb_g, co), width) if fb_g is not None else None
+            plane_out = b.mul(b.add(b.mul(img, i64(m)), co), i64(oh * ow))
+            with for_range(b, 0, oh, name="oy") as oy:
+                rows = {}
+                for ki, kj in taps:
+                    ph, off = (kj * dw) % sw, (kj * dw) // sw
+                    r = b.add(b.mul(oy, i64(sh)), i64(ki * dh))
+                    rows[ki, kj] = gep(b, pad, b.add(b.mul(r, i64(wq)), i64(ph * hp * wq + off)))
+                o_row = b.add(plane_out, b.mul(oy, i64(ow)))
+
+                def chunk(q0, count):
+                    acc = ir.Constant(vec, None)
+                    for t, tap in enumerate(taps):
+                        run = b.load(b.bitcast(gep(b, rows[tap], q0), vec.as_pointer()), align=4)
+                        acc = b.call(fma, [wts[t], run, acc])
+                    idx = b.add(o_row, q0)
+                    rv = None
+                    if epi.r_dtype:
+                        rptr = gep(b, res, idx)
+                        rvec = ir.VectorType(I8, width)
+                        rv = (b.load(b.bitcast(rptr, rvec.as_pointer()), align=1)
+                              if count == width else
+                              _masked(module, b, "load", rvec, rptr, count))  # fmt: skip
+                    y = emit_epilogue(b, module, epi, b.fptosi(acc, ivec), bias, mult, fbias, rv)
+                    optr = gep(b, out_t, idx)
+                    if count == width:
+                        b.store(y, b.bitcast(optr, oty.as_pointer()), align=1)
+                    else:
+                        _masked(module, b, "store", oty, optr, count, y)
+
+                full = ow // width
+                if full:
+                    with for_range(b, 0, full, name="q") as qi:
+                        chunk(b.mul(qi, i64(width)), width)
+                if ow % width:
+                    if full:
+                        chunk(i64(ow - width), width)  # overlaps the last full chunk
+                    else:
+                        chunk(i64(0), ow)
