@@ -46,6 +46,8 @@ QUANT_MODES = (
 )
 #: Accepted ``granularity`` values ("" = the mode's default).
 GRANULARITIES = ("per-tensor", "per-channel", "per-group")
+#: Activation layouts of ``--layout`` (nchwc: the ``nchwc-layout`` pass).
+LAYOUTS = ("nchw", "nchwc")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -131,12 +133,15 @@ def compile_model(
     threads: int | None = None,
     profile: bool = False,
     compress: str | None = None,
+    layout: str = "nchw",
 ) -> Compilation:
     """Import, optimise and (if ``build``) compile ``model``; see ``nnc.compile``."""
     start = time.perf_counter()
     # 1. Options first: a typo should not cost an import.
     check_options(opt_level, quant, prefix, batch)
     _with_conv_algo("", conv_algo)  # validates the value
+    if layout not in LAYOUTS:
+        raise InvalidOptionError(f"unknown --layout '{layout}' (choose from {', '.join(LAYOUTS)})")
     n_threads = check_threads(threads)
     if calibration is not None and quant in (None, "none"):
         raise InvalidOptionError("--calibration is only used with --quant (e.g. --quant int8)")
@@ -151,11 +156,13 @@ def compile_model(
 
     spec = pipeline_for_level(opt_level, batch) if passes is None else _with_batch(passes, batch)
     spec = _with_conv_algo(spec, conv_algo)
-    # Quantized layers use the integer kernels: pick conv algorithms after quantizing, for
-    # the convs that stay float (select-conv-algo would hide convs from the quantizer).
-    deferred_algo = ""
-    if quant not in (None, "none"):
-        spec, deferred_algo = _split_conv_algo(spec)
+    # Conv algorithms are picked last: after compression and quantization (Winograd ops
+    # would hide convs, their sparsity and their weights from those passes), and only for
+    # native code unless forced: a model written out (--emit mlir/onnx/nncz) keeps plain
+    # convs, so the target that compiles it chooses and its .nncz codes the real weights.
+    spec, deferred_algo = _split_conv_algo(spec)
+    if deferred_algo and not build and conv_algo is None:
+        deferred_algo = ""
     compression_lines: list[str] = []
     if compress is not None:  # compression passes inserted before fuse-activation
         from nnc.compress.spec import run_compressed
@@ -177,10 +184,13 @@ def compile_model(
         qspec, quant_lines = quantize_module(
             module, quant, calibration, report=pass_report, **quant_opts
         )
-        if deferred_algo:
-            run_pipeline(module, deferred_algo, pass_report)
-            qspec = f"{qspec},{deferred_algo}"
         spec = f"{spec},{qspec}"
+    if deferred_algo:
+        run_pipeline(module, f"{deferred_algo},dce", pass_report)
+        spec = f"{spec},{deferred_algo},dce"
+    if layout == "nchwc":  # after select-conv-algo: Winograd/FFT convs keep NCHW
+        run_pipeline(module, "nchwc-layout,dce", pass_report)
+        spec = f"{spec},nchwc-layout,dce"
     # 4. Native code (the backend plans memory and emits kernels for the target).
     result = None
     if build:
@@ -332,6 +342,7 @@ def compile(
     threads: int | None = None,
     profile: bool = False,
     compress: str | None = None,
+    layout: str = "nchw",
 ) -> CompiledModel:
     """Compile an ONNX model to native code for this machine and load it.
 
@@ -361,6 +372,10 @@ def compile(
     the machine running it (resolved when the library first runs), 1 = serial code with
     no threading at all. Change it later with ``CompiledModel.set_num_threads``.
     ``profile=True`` times every op; read ``CompiledModel.profile()``.
+
+    ``layout="nchwc"`` runs the ``nchwc-layout`` pass last (after ``select-conv-algo``):
+    chains of direct convs and the elementwise ops between them use the blocked channel
+    layout (16 channels innermost), with layout transforms only at the chains' borders.
 
     ``compress``: a compression spec such as ``"prune=0.8,cluster=4bit,huffman"`` or
     ``"channels=0.25"`` (see ``nnc.compress.spec``); its passes run before

@@ -211,6 +211,13 @@ def _conv_macs(op: Operation) -> int:
     return num_elements(tuple(shape_of(op.results[0]))) * cg * kh * kw
 
 
+def _blocked_conv_macs(op: Operation) -> int:
+    """NCHWc convs: output (N, M/c, OH, OW, c) holds padding channels; count the M real."""
+    m, cg, kh, kw = shape_of(op.operands[1])
+    n, _, oh, ow, _ = shape_of(op.results[0])
+    return n * m * oh * ow * cg * kh * kw
+
+
 def _gemm_macs(op: Operation) -> int:
     a = shape_of(op.operands[0])
     k = a[0] if op.prop("trans_a") else a[1]
@@ -249,6 +256,7 @@ def _codebook_macs(op: Operation) -> int:
 
 _MAC_RULES: dict[str, Callable[[Operation], int]] = {
     "nn.conv": _conv_macs,
+    "nn.conv_blocked": _blocked_conv_macs,
     "nn.winograd_conv": _conv_algo_macs,
     "nn.fft_conv": _conv_algo_macs,
     "nn.gemm": _gemm_macs,

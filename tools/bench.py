@@ -40,6 +40,8 @@ from _bench_common import (
 )
 
 import nnc
+from nnc.compress.spec import parse_compress
+from nnc.errors import NNCError
 from nnc.testing import model_zoo
 
 __all__ = ["block_medians", "load_model", "machine_description", "max_rel_err", "ort_session"]
@@ -162,6 +164,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        return run(args)
+    except NNCError as err:  # a bad --compress spec, an unsupported model...
+        print(f"bench: error: {err}", file=sys.stderr)
+        return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    """The selected mode on the parsed ``args``; prints the tables."""
     if args.quant:
         from _bench_quant import bench_quant_model, quant_tables
 
@@ -177,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
 
         techniques = TECHNIQUES
         if args.compress:
+            for spec in args.compress:
+                parse_compress(spec)  # every spec error before the first compile
             techniques = [TECHNIQUES[0]] + [(spec, spec) for spec in args.compress]
         rows = []
         for name in args.models:

@@ -21,8 +21,21 @@ Each f32 weight takes the smallest of three encodings:
   meaning "skip 255 more", as Deep Compression's relative indices), then the non-zero
   values either as Huffman-coded codebook indices (<= 256 distinct values) or raw f32.
 
+The packed u8 ``indices`` of an ``nn.codebook_gemm`` (``nnc.ir.ops_codebook``) are
+stored as the (N, K) index matrix they pack (nibbles unpacked to symbols), encoding
+``codebook-indices`` with ``n``, ``bits`` and the smaller of two ``mode`` s:
+
+* ``dense``: every index Huffman-coded (alphabet ``2^bits``);
+* ``sparse``: the most frequent index (``background``: the pruned zero's code) left
+  implicit, the positions of the others as Huffman-coded gaps (as above) and their
+  indices Huffman-coded;
+
+the loader re-packs them into the identical blocked array, so the op is restored
+exactly (a packed array that does not re-pack identically is stored raw). Their
+codebook (``2^bits`` floats) is small enough to stay inline in the IR text.
+
 Huffman code tables are stored as code lengths (one byte per symbol; canonical codes).
-Non-f32 arrays are stored raw (``np.save``). The pruning masks and codebook attributes
+Other non-f32 arrays are stored raw (``np.save``). The pruning masks and codebook attributes
 (fine-tuning hooks) are dropped: both are recoverable from the coded weights.
 """
 
@@ -40,6 +53,7 @@ from xdsl.printer import Printer
 
 from nnc.compress import huffman
 from nnc.ir.builder import main_func
+from nnc.ir.ops_codebook import CodebookGemmOp, pack_indices, unpack_indices
 from nnc.ir.text import parse_module
 from nnc.ir.weights import weight_sidecar
 
@@ -52,7 +66,7 @@ class NNCZStats:
 
     file_bytes: int
     weight_bytes: int  # coded weight payload (blobs + code tables), without the IR text
-    dense_weight_bytes: int  # the same weights as dense float32
+    dense_weight_bytes: int  # the same weights as dense float32 (codebook indices: N*K*4)
     encodings: dict[str, int]  # encoding name -> number of weights using it
 
     @property
@@ -135,9 +149,51 @@ def encode_array(key: str, arr: np.ndarray) -> tuple[dict, dict[str, bytes]]:
     return min(options, key=lambda o: sum(len(b) for b in o[1].values()))
 
 
+def encode_indices(key: str, packed: np.ndarray, n: int, bits: int) -> tuple[dict, dict]:
+    """The smaller coding of a codebook gemm's packed ``indices`` (N rows, ``bits``-bit):
+    (index entry, blobs); stored raw (``encode_array``) if it does not re-pack exactly."""
+    idx = unpack_indices(packed, n, bits)
+    if not np.array_equal(pack_indices(idx, bits), packed):
+        return encode_array(key, packed)
+    flat = idx.reshape(-1).astype(np.int64)
+    alphabet = 1 << bits
+    meta = {"dtype": "uint8", "shape": list(packed.shape), "enc": "codebook-indices"}
+    meta |= {"n": n, "bits": bits, "dense_bytes": 4 * idx.size}
+    blobs: dict[str, bytes] = {}
+    dense = {"mode": "dense", "sym": _huff(blobs, f"{key}.sym", flat, alphabet)}
+    options = [({**meta, **dense}, blobs)]
+    background = int(np.bincount(flat, minlength=alphabet).argmax()) if flat.size else 0
+    positions = np.flatnonzero(flat != background)
+    if len(positions) < flat.size:
+        blobs = {}
+        gaps = _huff(blobs, f"{key}.gap", _gaps(positions), FILLER + 1)
+        sym = _huff(blobs, f"{key}.sym", flat[positions], alphabet)
+        sparse = {"mode": "sparse", "background": background, "gap": gaps, "sym": sym}
+        options.append(({**meta, **sparse}, blobs))
+    return min(options, key=lambda o: sum(len(b) for b in o[1].values()))
+
+
+def _decode_indices(zf: zipfile.ZipFile, key: str, meta: dict) -> np.ndarray:
+    n, bits, shape = meta["n"], meta["bits"], tuple(meta["shape"])
+    k = shape[1]
+    if meta["mode"] == "dense":
+        flat = _unhuff(zf, f"{key}.sym", meta["sym"])
+    else:
+        flat = np.full(n * k, meta["background"], np.int64)
+        flat[_positions(_unhuff(zf, f"{key}.gap", meta["gap"]))] = _unhuff(
+            zf, f"{key}.sym", meta["sym"]
+        )
+    packed = pack_indices(flat.reshape(n, k).astype(np.uint8), bits)
+    if packed.shape != shape:
+        raise ValueError(f"codebook indices {key}: {packed.shape} != {shape}")
+    return packed
+
+
 def decode_array(zf: zipfile.ZipFile, key: str, meta: dict) -> np.ndarray:
-    """Inverse of ``encode_array``."""
+    """Inverse of ``encode_array`` (and of ``encode_indices``)."""
     shape, enc = tuple(meta["shape"]), meta["enc"]
+    if enc == "codebook-indices":
+        return _decode_indices(zf, key, meta)
     if enc == "npy":
         return np.load(io.BytesIO(zf.read(f"{key}.npy")), allow_pickle=False)
     if enc == "raw":
@@ -159,19 +215,35 @@ def _strip_hooks(module: ModuleOp) -> ModuleOp:
     return clone
 
 
+def _codebook_indices(module: ModuleOp) -> dict[str, tuple[int, int]]:
+    """Sidecar key (weight digest) -> (n, bits) of every codebook gemm's indices."""
+    out = {}
+    for op in main_func(module).body.walk():
+        if isinstance(op, CodebookGemmOp):
+            weight = op.indices.owner.prop("value")
+            out[weight.data.digest.hex()] = (op.prop("n"), op.prop("bits"))
+    return out
+
+
 def save(module: ModuleOp, path: str | os.PathLike) -> NNCZStats:
     """Write ``module`` as an nncz file; returns its sizes."""
     text = io.StringIO()
+    stripped = _strip_hooks(module)
     with weight_sidecar() as arrays:
-        Printer(stream=text).print_op(_strip_hooks(module))
+        Printer(stream=text).print_op(stripped)
+    indices = _codebook_indices(stripped)
     index, blobs, counts = {}, {}, {}
     dense = 0
     for key, arr in arrays.items():
-        meta, b = encode_array(key, np.asarray(arr))
+        arr = np.asarray(arr)
+        if key in indices and arr.dtype == np.uint8:
+            meta, b = encode_indices(key, arr, *indices[key])
+        else:
+            meta, b = encode_array(key, arr)
         index[key] = meta
         blobs.update(b)
         counts[meta["enc"]] = counts.get(meta["enc"], 0) + 1
-        dense += arr.nbytes
+        dense += meta.get("dense_bytes", arr.nbytes)
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
         zf.writestr("model.mlir", text.getvalue() + "\n")
         zf.writestr("index.json", json.dumps(index, sort_keys=True))

@@ -17,11 +17,22 @@ Items (comma separated, any order; the order of application is fixed, below):
 ``prune=S``            magnitude pruning to sparsity S: ``prune{sparsity=S scope=global}``
 ``scope=local|global`` its scope (default global)
 ``pattern=P``          its pattern: ``unstructured``, ``N:M`` (2:4), ``RxC`` (4x4)
-``cluster=Bbit``       weight sharing with 2^B centroids: ``cluster{bits=B}`` (``4bit``/``4``)
+``cluster=Bbit``       weight sharing with 2^B centroids: ``cluster{bits=B}`` (``4bit``/``4``);
+                       with B <= 4 it also keeps large gemms (>= 262144 weights: there
+                       the codebook kernel is faster) with <= 16 values as 4-bit
+                       indices: ``codebook-kernels{min-params=262144 max-bits=4
+                       gemm-only=true}``
 ``sparse``             sparse kernels where they beat dense: ``sparse-kernels``
 ``codebook``           keep few-valued (clustered) gemm weights as 4/8-bit codebook
                        indices in the library, decoded per tile at run time:
-                       ``codebook-kernels`` (after ``sparse-kernels``)
+                       ``codebook-kernels`` (after ``sparse-kernels``), every gemm,
+                       matmul by a constant and 1x1 conv with >= 1024 weights;
+                       ``codebook=off``: none, not even the large gemms ``cluster``
+                       implies (f32 weights, e.g. to fine-tune)
+(implied)              with ``prune``/``pattern``/``cluster``: ``compact-weights`` last:
+                       convs whose weight a sparse-bitmask / codebook format stores in
+                       < 0.9x the float32 bytes keep it compressed in the library and
+                       decode it once, on the first run (``kernels/compact_conv.py``)
 ``huffman``            Huffman-code the weights into the nncz file (``--emit nncz``) and
                        report its size
 =====================  ===============================================================
@@ -50,6 +61,12 @@ from nnc.report import CompressionRow, compression_rows, layer_infos
 
 _ITEM = re.compile(r"([a-z-]+)(?:=(.+))?\Z")
 
+#: Gemms ``cluster=Bbit`` (B <= 4) keeps as 4-bit codebook indices without ``codebook``:
+#: from 512x512 the codebook kernel beat the dense one at batch 1 and 4 (README,
+#: Compression); smaller gemms are about as fast either way but call-overhead bound.
+#: Codebook 1x1 convs and matmuls were ~10-20% slower than dense: only ``codebook``.
+IMPLIED_CODEBOOK_PARAMS = 262144
+
 
 @dataclass
 class CompressSpec:
@@ -66,6 +83,7 @@ class CompressSpec:
     cluster_bits: int | None = None
     sparse: bool = False
     codebook: bool = False
+    codebook_off: bool = False
     huffman: bool = False
 
     def pipeline(self) -> str:
@@ -96,6 +114,11 @@ class CompressSpec:
             steps.append("sparse-kernels")
         if self.codebook:
             steps.append("codebook-kernels")
+        elif self.cluster_bits is not None and self.cluster_bits <= 4 and not self.codebook_off:
+            opts = f"min-params={IMPLIED_CODEBOOK_PARAMS} max-bits=4 gemm-only=true"
+            steps.append(f"codebook-kernels{{{opts}}}")
+        if self.prune is not None or self.pattern is not None or self.cluster_bits is not None:
+            steps.append("compact-weights")  # pruned/clustered convs stored compressed
         return ",".join(steps)
 
 
@@ -139,6 +162,8 @@ def parse_compress(spec: str) -> CompressSpec:
             out.sparse = True
         elif key == "codebook" and value is None:
             out.codebook = True
+        elif key == "codebook" and value == "off":
+            out.codebook_off = True
         elif key == "huffman" and value is None:
             out.huffman = True
         elif key == "cp" and value is None:
@@ -147,8 +172,10 @@ def parse_compress(spec: str) -> CompressSpec:
             raise InvalidOptionError(
                 f"--compress: unknown item '{item}' (known: channels=R, norm=l1|l2, "
                 "lowrank=R, cp, energy=E, prune=S, scope=local|global, pattern=P, "
-                "cluster=Bbit, sparse, codebook, huffman)"
+                "cluster=Bbit, sparse, codebook, codebook=off, huffman)"
             )
+    if out.codebook and out.codebook_off:
+        raise InvalidOptionError("--compress: codebook and codebook=off contradict each other")
     if out.cp and (out.lowrank is None or out.energy is not None):
         raise InvalidOptionError("--compress: cp needs lowrank=R (and no energy=E)")
     return out

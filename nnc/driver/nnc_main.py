@@ -5,7 +5,7 @@
         [--max-error X] [--size-budget MIB]
         [--target TRIPLE] [--mcpu CPU] [--prefix NAME] [--emit KIND] [-o OUT]
         [--report] [--passes SPEC] [--batch N] [--conv-algo ALGO] [--threads N] [--profile]
-        [--compress SPEC]
+        [--compress SPEC] [--layout nchw|nchwc]
 
 Default output, in the current directory: ``lib<stem>.so`` (``--emit so``, plus
 ``lib<stem>.h`` next to it), ``lib<stem>.a`` (static, plus its ``.h``), ``lib<stem>.h``
@@ -172,6 +172,13 @@ def _arg_parser() -> _Parser:
         "(default: what the -O level does)",
     )
     p.add_argument(
+        "--layout",
+        choices=("nchw", "nchwc"),
+        default="nchw",
+        help="activation layout: nchw, or nchwc (conv chains in blocks of 16 channels, "
+        "the nchwc-layout pass)",
+    )
+    p.add_argument(
         "--threads",
         type=_positive_int,
         default=None,
@@ -189,7 +196,8 @@ def _arg_parser() -> _Parser:
         metavar="SPEC",
         help="compress the weights, e.g. 'prune=0.8,cluster=4bit,huffman' or 'channels=0.25' "
         "(items: channels=R, lowrank=R, energy=E, prune=S, scope=, pattern=, cluster=Bbit, "
-        "sparse, huffman); --emit nncz writes the compressed model file",
+        "sparse, codebook, codebook=off, cp, huffman); --emit nncz writes the compressed "
+        "model file",
     )
     return p
 
@@ -302,6 +310,7 @@ def _run(args: argparse.Namespace) -> int:
         threads=args.threads,
         profile=args.profile,
         compress=args.compress,
+        layout=args.layout,
     )
     _write_outputs(comp, args.emit, out)
     if args.report:

@@ -7,6 +7,7 @@ from xdsl.dialects.builtin import Builtin
 from xdsl.dialects.func import Func
 from xdsl.ir import Dialect
 
+from nnc.ir.ops_blocked import BLOCKED_OPS
 from nnc.ir.ops_codebook import CODEBOOK_OPS
 from nnc.ir.ops_compute import (
     AvgPoolOp,
@@ -68,6 +69,7 @@ NN_OPS = [
     *QUANT_OPS,
     *SPARSE_OPS,
     *CODEBOOK_OPS,
+    *BLOCKED_OPS,
 ]
 
 NN = Dialect("nn", NN_OPS, [WeightAttr])

@@ -409,6 +409,7 @@ def interpret(
 
 
 # Quantized ops live in their own file; importing it registers them in _IMPLS.
+from nnc.ir import interpret_blocked as _interpret_blocked  # noqa: E402, F401
 from nnc.ir import interpret_codebook as _interpret_codebook  # noqa: E402, F401
 from nnc.ir import interpret_quant as _interpret_quant  # noqa: E402, F401
 from nnc.ir import interpret_sparse as _interpret_sparse  # noqa: E402, F401

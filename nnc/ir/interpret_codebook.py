@@ -12,6 +12,11 @@ from nnc.ir.ops_codebook import CodebookGemmOp, decode_weight
 @_impl(CodebookGemmOp)
 def _codebook_gemm(op: CodebookGemmOp, x, indices, codebook, *extra) -> np.ndarray:
     w = decode_weight(indices, codebook, op.prop("n"), op.prop("bits")).astype(np.float64)
+    if op.prop("layout") == "conv1x1":
+        y = np.einsum("nk,bkhw->bnhw", w, x.astype(np.float64))
+        if extra:
+            y = y + extra[0].astype(np.float64)[None, :, None, None]
+        return _epilogue(op, y.astype(np.float32))
     y = x.astype(np.float64) @ w.T
     if extra:
         y = y + extra[0].astype(np.float64)

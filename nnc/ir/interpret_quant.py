@@ -105,6 +105,18 @@ def _requantize(op: oq.RequantizeOp, x) -> np.ndarray:
     return y.astype({"i8": np.int8, "u8": np.uint8}[p["dtype"]])
 
 
+@_base._impl(oq.QGlobalAvgPoolOp)
+def _qglobal_avg_pool(op: oq.QGlobalAvgPoolOp, x) -> np.ndarray:
+    p = op.props_dict()
+    axes = tuple(range(2, x.ndim))
+    count = int(np.prod(x.shape[2:], dtype=np.int64))
+    acc = (x.astype(np.int64) - p["x_zp"]).sum(axis=axes, keepdims=True)
+    m = oq.qavg_multiplier(p["x_scale"], p["y_scale"], count)
+    lo, hi = oq.qrange(p["dtype"])
+    y = requantize_output(acc, m, lo, hi, p["y_zp"], None)
+    return y.astype({"i8": np.int8, "u8": np.uint8}[p["dtype"]])
+
+
 @_base._impl(oq.QConvOp)
 def _qconv(op: oq.QConvOp, x, w, *extra) -> np.ndarray:
     bias, residual = _split_extra(op, extra)

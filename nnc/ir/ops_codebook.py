@@ -1,6 +1,9 @@
-"""Weight-shared layers: ``nn.codebook_gemm``, a gemm whose weight is codebook indices.
+"""Weight-shared layers: ``nn.codebook_gemm``, a gemm or 1x1 conv whose weight is codebook
+indices.
 
-What ``codebook-kernels`` turns a clustered ``nn.gemm`` (``trans_a=0``) into. The weight
+What ``codebook-kernels`` turns a clustered ``nn.gemm`` (``trans_a=0``), ``nn.matmul``
+with a constant 2-D B (W = B^T), or 1x1 ``nn.conv`` (stride 1, no padding, group 1)
+into. The weight
 W (N output rows, K inputs) is ``W[n, k] = codebook[idx[n, k]]`` with ``2^bits``
 float32 centroids (the ``codebook`` operand, an f32 ``nn.constant`` of shape
 ``(2^bits,)``, unused entries zero) and the indices in the ``indices`` operand, a u8
@@ -17,7 +20,9 @@ Columns past N (the last block's padding) have index 0 and are never stored.
 Semantics, with the fused gemm epilogue (``activation``/``act_alpha``/``act_beta``) and
 an optional ``bias`` (N,)::
 
-    x (M, K) -> y (M, N)      y = act(x @ W^T + bias)
+    layout "gemm":    x (..., K)     -> y (..., N)     y = act(x @ W^T + bias)
+    layout "conv1x1": x (B, K, H, W) -> y (B, N, H, W) y[b, n] = act(sum_k W[n, k] x[b, k]
+                                                                      + bias[n])
 """
 
 from __future__ import annotations
@@ -48,10 +53,10 @@ def packed_shape(n: int, k: int, bits: int) -> tuple[int, int, int]:
     "nn.codebook_gemm",
     operands=("x", "indices", "codebook"),
     optional=("bias",),
-    props={"n": ("int", None), "bits": ("int", None), **EPILOGUE_PROPS},
+    props={"n": ("int", None), "bits": ("int", None), "layout": ("str", "gemm"), **EPILOGUE_PROPS},
 )
 class CodebookGemmOp(NNOp):
-    """Gemm with a codebook-indexed weight (see module docstring)."""
+    """Gemm / 1x1 conv with a codebook-indexed weight (see module docstring)."""
 
     @staticmethod
     def infer(ins: list[TensorSpec], p: dict[str, Any]) -> list[TensorSpec]:
@@ -62,10 +67,17 @@ class CodebookGemmOp(NNOp):
         k = idx.shape[1]
         _require(idx.shape == packed_shape(n, k, bits), f"indices {idx.shape} for N={n}, K={k}")
         _require(book.dtype == "f32" and book.shape == (1 << bits,), f"codebook {book.shape}")
-        _require(x.rank == 2 and x.shape[1] in (k, DYNAMIC), f"codebook_gemm x {x.shape}, K={k}")
+        if p["layout"] == "gemm":
+            _require(x.rank >= 2 and x.shape[-1] in (k, DYNAMIC), f"gemm x {x.shape}, K={k}")
+            out = TensorSpec((*x.shape[:-1], n), x.dtype)
+        elif p["layout"] == "conv1x1":
+            _require(x.rank == 4 and x.shape[1] in (k, DYNAMIC), f"conv1x1 x {x.shape}, K={k}")
+            out = TensorSpec((x.shape[0], n, *x.shape[2:]), x.dtype)
+        else:
+            raise ShapeError(f"unknown codebook_gemm layout {p['layout']!r}")
         for extra in ins[3:]:
             _require(extra.shape == (n,), f"bias shape {extra.shape} != ({n},)")
-        return [TensorSpec((x.shape[0], n), x.dtype)]
+        return [out]
 
     def dense_weight(self) -> np.ndarray:
         """W as a dense (N, K) float32 array."""

@@ -20,6 +20,9 @@ per-tensor ``()``, per-channel ``(x.shape[axis],)``, per-group ``x.shape`` with
     dequantize:  y = f32(q - zp) * s                                  (q - zp in int32)
     requantize:  y = clamp(rint(f32(q - x_zp) * m) + y_zp, qmin, qmax),
                  m = f32(x_scale) / f32(y_scale)                      (per-tensor)
+    qglobal_avg_pool: acc = sum over the spatial dims of (q - x_zp)   (exact int32)
+                 y = clamp(rint(f32(acc) * qavg_multiplier) + y_zp, qmin, qmax),
+                 qavg_multiplier = f32(f32(x_scale) / f32(y_scale)) / f32(count)
 
 ``nn.qconv`` / ``nn.qgemm`` (x u8 or i8 with x_zp; w i8 symmetric, w_zp = 0; bias i32;
 optional residual u8/i8 with r_scale/r_zp; output ``out_dtype`` i8/u8)::
@@ -264,6 +267,39 @@ class RequantizeOp(NNOp):
         return [TensorSpec(x.shape, p["dtype"])]
 
 
+def qavg_multiplier(x_scale: float, y_scale: float, count: int) -> np.float32:
+    """``f32(f32(x_scale) / f32(y_scale)) / f32(count)`` (``nn.qglobal_avg_pool``)."""
+    return np.float32(np.float32(x_scale) / np.float32(y_scale)) / np.float32(count)
+
+
+@nn_op(
+    "nn.qglobal_avg_pool",
+    operands=("x",),
+    props={
+        "x_scale": ("float", None),
+        "x_zp": ("int", 0),
+        "y_scale": ("float", None),
+        "y_zp": ("int", 0),
+        "dtype": ("str", "u8"),
+    },
+)
+class QGlobalAvgPoolOp(NNOp):
+    """Integer GlobalAveragePool ``(N, C, *spatial) -> (N, C, 1, ...)`` (per-tensor)::
+
+    acc = sum_spatial (x_q - x_zp)                     exact int32
+    y_q = clamp(rint(f32(acc) * qavg_multiplier(x_scale, y_scale, count)) + y_zp, qmin, qmax)
+    """
+
+    @staticmethod
+    def infer(ins: list[TensorSpec], p: dict[str, Any]) -> list[TensorSpec]:
+        x = ins[0]
+        _require(x.dtype in ("i8", "u8"), f"qglobal_avg_pool expects i8/u8, got {x.dtype}")
+        _require(p["dtype"] in ("i8", "u8"), f"qglobal_avg_pool dtype {p['dtype']} not i8/u8")
+        _require(x.rank >= 3, f"qglobal_avg_pool expects (N, C, *spatial), got {x.shape}")
+        _require(p["x_scale"] > 0 and p["y_scale"] > 0, "scales must be positive")
+        return [TensorSpec(x.shape[:2] + (1,) * (x.rank - 2), p["dtype"])]
+
+
 _INT_PROPS = {
     "x_scale": ("float", None),
     "x_zp": ("int", 0),
@@ -484,6 +520,7 @@ QUANT_OPS = [
     QuantizeOp,
     DequantizeOp,
     RequantizeOp,
+    QGlobalAvgPoolOp,
     QConvOp,
     QGemmOp,
     WQConvOp,
@@ -503,6 +540,7 @@ __all__ = [
     "MatMulIntegerOp",
     "QConvOp",
     "QGemmOp",
+    "QGlobalAvgPoolOp",
     "QuantizeOp",
     "RequantizeOp",
     "WQConvOp",

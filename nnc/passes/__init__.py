@@ -13,6 +13,7 @@ from nnc.passes.calibrate import CalibratePass
 from nnc.passes.canonicalize import CanonicalizePass
 from nnc.passes.cluster import ClusterPass
 from nnc.passes.codebook_kernels import CodebookKernelsPass
+from nnc.passes.compact_weights import CompactWeightsPass
 from nnc.passes.cse import CommonSubexpressionEliminationPass
 from nnc.passes.dce import DeadCodeEliminationPass
 from nnc.passes.fft_conv import FFTConvPass
@@ -21,9 +22,12 @@ from nnc.passes.fold_constants import FoldConstantsPass
 from nnc.passes.fold_mul_into_conv import FoldMulIntoConvPass
 from nnc.passes.fold_qdq import FoldQDQPass
 from nnc.passes.fuse_activation import FuseActivationPass
+from nnc.passes.fuse_gelu import FuseGeluPass
 from nnc.passes.fuse_qdq import FuseQDQPass
 from nnc.passes.low_rank import LowRankPass
+from nnc.passes.matmul_bias_to_gemm import MatMulBiasToGemmPass
 from nnc.passes.mixed_precision import MixedPrecisionPass
+from nnc.passes.nchwc_layout import NCHWcLayoutPass
 from nnc.passes.prune import PrunePass
 from nnc.passes.prune_channels import PruneChannelsPass
 from nnc.passes.quant_sensitivity import QuantSensitivityPass
@@ -39,6 +43,7 @@ PASSES: dict[str, type[ModulePass]] = {
     "canonicalize": CanonicalizePass,
     "cluster": ClusterPass,
     "codebook-kernels": CodebookKernelsPass,
+    "compact-weights": CompactWeightsPass,
     "cse": CommonSubexpressionEliminationPass,
     "dce": DeadCodeEliminationPass,
     "fft-conv": FFTConvPass,
@@ -47,9 +52,12 @@ PASSES: dict[str, type[ModulePass]] = {
     "fold-mul-into-conv": FoldMulIntoConvPass,
     "fold-qdq": FoldQDQPass,
     "fuse-activation": FuseActivationPass,
+    "fuse-gelu": FuseGeluPass,
     "fuse-qdq": FuseQDQPass,
     "low-rank": LowRankPass,
+    "matmul-bias-to-gemm": MatMulBiasToGemmPass,
     "mixed-precision": MixedPrecisionPass,
+    "nchwc-layout": NCHWcLayoutPass,
     "prune": PrunePass,
     "prune-channels": PruneChannelsPass,
     "quant-sensitivity": QuantSensitivityPass,

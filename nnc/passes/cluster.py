@@ -22,9 +22,11 @@ replaced by its **nearest** centroid.
 
 Storage: this pass leaves float32 constants holding the shared values, so every fp32
 kernel (conv, Winograd, sparse...) still applies. To keep the *library* small, run
-``codebook-kernels`` after it (``--compress cluster=4bit,codebook``): gemms then store
-4-bit (<= 16 values) or 8-bit indices + the codebook and decode per register tile at
-run time (``kernels/codebook_gemm.py``); other layers keep the decoded f32 weights. The
+``codebook-kernels`` after it (``--compress cluster=4bit,codebook``): gemms, matmuls by
+a constant and 1x1 convs then store 4-bit (<= 16 values) or 8-bit indices + the codebook
+and decode per register tile at run time (``kernels/codebook_gemm.py``; ``--compress
+cluster=4bit`` alone does so for gemms of >= 262144 weights); other layers (KxK convs)
+keep the decoded f32 weights. The
 compressed model file (``nnc --emit nncz``: codebook + Huffman-coded indices, see
 ``nnc.compress.nncz``) holds the Huffman-coded form. ``reserve-zero=true`` clusters a
 layer that has zeros (pruned) to ``2^bits - 1`` values, so zero + centroids still fit a

@@ -20,6 +20,14 @@ Reshapes, transposes and max pools between the pair are moved onto the integer t
 exactly, for a positive scale). Only per-tensor parameters are folded; dequantize ops
 left without users are erased.
 
+A global average pool island (movers allowed after the pool)::
+
+    %y = "nn.dequantize"(%a);  %p = "nn.global_avg_pool"(%y);  %q = "nn.quantize"(%p)
+
+becomes ``%q = "nn.qglobal_avg_pool"(%a) <{x_scale = s1, x_zp = z1, y_scale = s2,
+y_zp = z2, dtype = d}>`` (exact integer sum, one rounding; the float island rounded the
+mean once too, so the two differ by at most one output step).
+
 Preconditions: both ops per-tensor; the dequantized value is i8/u8; only reshape and
 transpose / max_pool ops in between, whatever their other users (they are duplicated
 onto the integer tensor; the float ones stay while used).
@@ -42,8 +50,8 @@ from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 
 from nnc.ir.builder import main_func
-from nnc.ir.ops_compute import MaxPoolOp
-from nnc.ir.ops_quant import DequantizeOp, QuantizeOp, RequantizeOp
+from nnc.ir.ops_compute import GlobalAvgPoolOp, MaxPoolOp
+from nnc.ir.ops_quant import DequantizeOp, QGlobalAvgPoolOp, QuantizeOp, RequantizeOp
 from nnc.ir.ops_shape import ReshapeOp, TransposeOp
 from nnc.ir.types import dtype_of
 from nnc.passes._common import Tally
@@ -87,6 +95,9 @@ class FoldQDQPass(ModulePass):
             while isinstance(v.owner, _MOVERS):
                 chain.insert(0, v.owner)
                 v = v.owner.operands[0]
+            pool = v.owner if isinstance(v.owner, GlobalAvgPoolOp) else None
+            if pool is not None:
+                v = pool.operands[0]
             dq = v.owner
             if not isinstance(dq, DequantizeOp):
                 continue
@@ -98,10 +109,18 @@ class FoldQDQPass(ModulePass):
             if dtype_of(src) not in ("i8", "u8"):
                 tally.decline(q, "dequantized value is not i8/u8")
                 continue
-            new = _rebuild_chain(chain, src)
-            if pin == pout and dtype_of(src) == q.prop("dtype"):
+            if pool is not None:
+                qpool = QGlobalAvgPoolOp(
+                    src, x_scale=float(np.float32(pin[0])), x_zp=pin[1],
+                    y_scale=float(np.float32(pout[0])), y_zp=pout[1], dtype=q.prop("dtype"),
+                )  # fmt: skip
+                new = [qpool, *_rebuild_chain(chain, qpool.results[0])]
+                what = "replaced dequantize/global_avg_pool/quantize by qglobal_avg_pool"
+            elif pin == pout and dtype_of(src) == q.prop("dtype"):
+                new = _rebuild_chain(chain, src)
                 what = "removed dequantize/quantize pair"
             else:
+                new = _rebuild_chain(chain, src)
                 last = new[-1].results[0] if new else src
                 new.append(
                     RequantizeOp(
@@ -121,7 +140,7 @@ class FoldQDQPass(ModulePass):
                 q.results[0].replace_all_uses_with(new[-1].results[0])
             q.detach()
             q.erase()
-            for dead in reversed([dq, *chain]):
+            for dead in reversed([dq, *([pool] if pool else []), *chain]):
                 if dead.parent is not None and all(not r.uses for r in dead.results):
                     dead.detach()
                     dead.erase()

@@ -20,14 +20,16 @@ nothing can be appended after the activation); f32 only. Three rewrites:
   the gemm ``c`` rule becomes ``c`` (beta = 1); an existing ``c`` must be constant, like t.
 * residual add: ``add(conv, t)`` with t of exactly the conv's output type becomes the
   conv's ``residual`` operand (when the conv has none).
-* activation: relu, clip, leaky_relu, sigmoid, hard_sigmoid, hard_swish, tanh, gelu
-  become the ``activation``/``act_alpha``/``act_beta`` properties.
+* activation: relu, clip, leaky_relu, sigmoid, hard_sigmoid, hard_swish, tanh, gelu,
+  gelu_tanh become the ``activation``/``act_alpha``/``act_beta`` properties (also of the
+  compressed gemms ``nn.sparse_gemm`` and ``nn.codebook_gemm``; adds are not fused
+  into those).
 
 Numeric contract: activation fusion alone is bitwise exact (the accumulator is rounded
 to f32 before the activation either way). Fusing an add skips one float32 rounding of
 the sum, so elementwise, with u = 2**-24 and L the activation's Lipschitz constant
-(1 for relu/clip/tanh/sigmoid, 1.5 for hard_swish, 1.13 for gelu, max(1, |alpha|) for
-leaky_relu/hard_sigmoid)::
+(1 for relu/clip/tanh/sigmoid, 1.5 for hard_swish, 1.13 for gelu and gelu_tanh,
+max(1, |alpha|) for leaky_relu/hard_sigmoid)::
 
     |after - before| <= 4u * (L * (|W| (*) |X| + |bias| + |residual|) + |before|)
 
@@ -53,8 +55,10 @@ from xdsl.pattern_rewriter import (
 )
 
 from nnc.ir.nn_base import ShapeError
+from nnc.ir.ops_codebook import CodebookGemmOp
 from nnc.ir.ops_compute import ConvOp, GemmOp
 from nnc.ir.ops_elementwise import AddOp, UnaryOp
+from nnc.ir.ops_sparse import SparseGemmOp
 from nnc.ir.types import shape_of
 from nnc.passes._common import (
     Tally,
@@ -66,16 +70,20 @@ from nnc.passes._common import (
     sole_user,
 )
 
+#: Ops with the activation epilogue (compressed gemms: activations only, not adds).
+_EPILOGUE_OPS = (ConvOp, GemmOp, SparseGemmOp, CodebookGemmOp)
+
 #: Unary op kinds the conv/gemm epilogue implements.
 FUSABLE_ACTIVATIONS = frozenset(
-    {"relu", "clip", "leaky_relu", "sigmoid", "hard_sigmoid", "hard_swish", "tanh", "gelu"}
+    "relu clip leaky_relu sigmoid hard_sigmoid hard_swish tanh gelu gelu_tanh".split()
 )
 
 
-def _open_producer(value: SSAValue, user: Operation) -> ConvOp | GemmOp | None:
-    """The conv/gemm defining ``value`` if ``user`` is its only user and it has no activation."""
+def _open_producer(value: SSAValue, user: Operation, ops: tuple = (ConvOp, GemmOp)):
+    """The ``ops`` op (conv/gemm) defining ``value`` if ``user`` is its only user and it
+    has no activation."""
     producer = value.owner
-    if not isinstance(producer, ConvOp | GemmOp) or sole_user(value) is not user:
+    if not isinstance(producer, ops) or sole_user(value) is not user:
         return None
     return producer if producer.prop("activation") == "none" else None
 
@@ -166,9 +174,9 @@ class FuseActivationPattern(RewritePattern):
         if act.KIND not in FUSABLE_ACTIVATIONS:
             return
         producer = act.x.owner
-        if not isinstance(producer, ConvOp | GemmOp):
+        if not isinstance(producer, _EPILOGUE_OPS):
             return
-        if _open_producer(act.x, act) is None:
+        if _open_producer(act.x, act, _EPILOGUE_OPS) is None:
             self.tally.decline(act, f"{producer.name} output has other users or an activation")
             return
         alpha, beta = act.act_params()

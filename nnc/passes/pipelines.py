@@ -9,7 +9,8 @@ is the documentation:
 * -O1: + fold constant subgraphs, simplify algebraic no-ops, drop dead code.
 * -O2: + merge duplicates (so equal constants are shared), fold batch norms and
   per-channel scales into the conv/gemm weights.
-* -O3: + fuse bias/residual adds and activations into conv/gemm epilogues, choose each
+* -O3: + fuse decomposed GELU chains into one op and Linear layers (matmul + bias) into
+  gemm, fuse bias/residual adds and activations into conv/gemm epilogues, choose each
   conv's algorithm (direct / Winograd / FFT) by cost model, then tidy.
 """
 
@@ -58,6 +59,8 @@ PIPELINES: dict[int, str] = {
             "cse",
             "fold-batchnorm",
             "fold-mul-into-conv",
+            "fuse-gelu",  # decomposed erf/tanh GELU chains -> one gelu op
+            "matmul-bias-to-gemm",  # Linear: matmul + bias (+ activation) -> gemm
             "fuse-activation",  # bias/residual add + activation into the epilogue
             # per-layer conv algorithm by cost model, after fusion (the Winograd/FFT ops
             # carry the fused epilogue); conservative: direct unless 25% cheaper.

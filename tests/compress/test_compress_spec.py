@@ -17,13 +17,15 @@ def test_spec_is_applied_in_the_deep_compression_order():
     spec = parse_compress("huffman,cluster=4bit,prune=0.8,lowrank=0.5,channels=0.25")
     assert spec.pipeline() == (
         "prune-channels{ratio=0.25 norm=l1},low-rank{ratio=0.5 scope=global},"
-        "prune{scope=global sparsity=0.8},cluster{bits=4}"
+        "prune{scope=global sparsity=0.8},cluster{bits=4},"
+        "codebook-kernels{min-params=262144 max-bits=4 gemm-only=true},compact-weights"
     )
     assert spec.huffman
     head, passes, tail = insert_compression("a,fold-batchnorm,fuse-activation,dce", spec)
     assert (head, tail) == ("a,fold-batchnorm", "fuse-activation,dce")
     assert (
-        parse_compress("pattern=2:4,scope=local").pipeline() == 'prune{scope=local pattern="2:4"}'
+        parse_compress("pattern=2:4,scope=local").pipeline()
+        == 'prune{scope=local pattern="2:4"},compact-weights'
     )
 
 
@@ -33,6 +35,8 @@ def test_spec_is_applied_in_the_deep_compression_order():
         ("prune=2", "out of range"),
         ("cluster=nine", "expects a number"),
         ("cp", "cp needs lowrank"),
+        ("codebook,codebook=off", "contradict"),
+        ("codebook=on", "unknown item"),
         ("quantize=8", "unknown item"),
         ("", "empty"),
     ],

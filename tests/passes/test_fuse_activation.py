@@ -15,6 +15,7 @@ from nnc.ir.ops_elementwise import (
     ClipOp,
     ExpOp,
     GeluOp,
+    GeluTanhOp,
     HardSigmoidOp,
     HardSwishOp,
     LeakyReluOp,
@@ -35,6 +36,7 @@ ACTIVATIONS = {
     "hard_swish": (lambda v, a, b: HardSwishOp(v), 1.5),
     "tanh": (lambda v, a, b: TanhOp(v), 1.0),
     "gelu": (lambda v, a, b: GeluOp(v), 1.13),
+    "gelu_tanh": (lambda v, a, b: GeluTanhOp(v), 1.13),
 }
 ADDS = ["none", "channel", "channel_4d", "scalar", "residual_input", "residual_conv"]
 

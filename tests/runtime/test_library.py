@@ -7,6 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nnc.errors import InputMismatchError, ModelLoadError
 from nnc.runtime import NativeLibrary, find_prefix, load_library, nnc_prefixes, render_header
@@ -152,3 +154,99 @@ def test_rendered_header_declares_the_abi(toy_lib, tmp_path):
     exe = tmp_path / "use"
     subprocess.run(["cc", str(tmp_path / "use.c"), str(toy_lib), "-o", str(exe)], check=True)
     assert subprocess.run([str(exe)], check=False).returncode == 0
+
+
+def test_each_thread_reuses_its_own_workspace(toy_lib):
+    lib = load_library(toy_lib)
+    x, b = _inputs()
+    lib.run([x, b])
+    mine = lib._workspace()
+    lib.run([x, b])
+    assert lib._workspace() == mine and mine % 64 == 0
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        theirs = pool.submit(lambda: (lib.run([x, b]), lib._workspace())[1]).result()
+    assert theirs != mine and theirs % 64 == 0
+
+
+def test_outputs_are_fresh_arrays_on_every_call(toy_lib):
+    lib = load_library(toy_lib)
+    (x1, b1), (x2, b2) = _inputs(1), _inputs(2)
+    (y1,) = lib.run((x1, b1))
+    (y2,) = lib.run((x2, b2))
+    assert not np.shares_memory(y1, y2)
+    np.testing.assert_array_equal(y1, 2 * x1 + b1)
+    np.testing.assert_array_equal(y2, 2 * x2 + b2)
+    assert y1.flags.writeable and y1.flags.owndata is False  # a view of its own buffer
+
+
+def test_misaligned_and_read_only_inputs_are_accepted(toy_lib):
+    lib = load_library(toy_lib)
+    x, b = _inputs(3)
+    raw = np.zeros(x.nbytes + 1, dtype=np.uint8)
+    shifted = raw[1:].view(np.float32).reshape(2, 3)
+    shifted[...] = x
+    assert not shifted.flags.aligned
+    frozen = b.copy()
+    frozen.flags.writeable = False
+    (y,) = lib.run({"x": shifted, "b": frozen})
+    np.testing.assert_array_equal(y, 2 * x + b)
+
+
+_VARIANTS = ["ok", "f64", "i32", "shape", "rank", "strided", "fortran", "list_value", "missing"]
+
+
+@given(
+    x_variant=st.sampled_from(_VARIANTS),
+    b_variant=st.sampled_from(_VARIANTS),
+    container=st.sampled_from(["list", "tuple", "dict"]),
+    seed=st.integers(0, 2**16),
+)
+@settings(max_examples=40, deadline=None)
+def test_every_input_is_checked_before_native_code(toy_lib, x_variant, b_variant, container, seed):
+    """Property: run either returns the right result or raises a one-line
+    InputMismatchError without entering native code, whatever the inputs look like."""
+    lib = _cached(toy_lib)
+    x, b = _inputs(seed)
+
+    def variant(a: np.ndarray, kind: str):
+        return {
+            "ok": lambda: a,
+            "f64": lambda: a.astype(np.float64),
+            "i32": lambda: a.astype(np.int32),
+            "shape": lambda: np.concatenate([a, a], axis=-1),
+            "rank": lambda: a[None],
+            "strided": lambda: np.repeat(a, 2, axis=-1)[..., ::2],
+            "fortran": lambda: np.asfortranarray(a),
+            "list_value": lambda: a.tolist(),
+            "missing": lambda: None,
+        }[kind]()
+
+    vx, vb = variant(x, x_variant), variant(b, b_variant)
+    values = [("x", vx), ("b", vb)]
+    present = [(k, v) for k, v in values if v is not None]
+    if container == "dict":
+        feed = dict(present)
+    else:
+        feed = [v for _, v in present]
+        feed = tuple(feed) if container == "tuple" else feed
+    # a nested list becomes float64 under np.asarray: rejected as a dtype mismatch
+    valid = all(k in ("ok", "strided", "fortran") for k in (x_variant, b_variant))
+    before = _calls(lib)
+    if valid:
+        (y,) = lib.run(feed)
+        np.testing.assert_array_equal(y, 2 * x + b)
+        assert _calls(lib) == before + 1
+    else:
+        with pytest.raises(InputMismatchError) as info:
+            lib.run(feed)
+        assert "\n" not in str(info.value)
+        assert _calls(lib) == before
+
+
+_LIBS: dict = {}
+
+
+def _cached(path) -> NativeLibrary:
+    if path not in _LIBS:
+        _LIBS[path] = load_library(path)
+    return _LIBS[path]

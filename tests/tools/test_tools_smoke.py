@@ -94,3 +94,9 @@ def test_block_medians_times_every_engine_runs_times(runs, rounds, warmup, monke
     passes = min(rounds, runs)  # every pass times at least one run
     assert calls == {"a": runs + warmup * passes, "b": runs + warmup * passes}
     assert len(medians) == 2 and all(m >= 0 for m in medians)
+
+
+def test_bench_compress_rejects_a_bad_spec_before_compiling(capsys):
+    assert bench.main(["--compress", "prune=2", "--models", "mlp"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["bench: error: --compress: prune=2.0 is out of range [0.0, 1.0]"]

@@ -26,6 +26,7 @@ from xdsl.ir import Operation, SSAValue
 from nnc.backends.llvm.kernels.pack import choose_conv_layout, pack_conv_weights
 from nnc.backends.llvm.program import Buffer, IOSpec, KernelSpec, LoweredModel, Step
 from nnc.errors import NNCError, UnsupportedOpError
+from nnc.ir import ops_blocked as ob
 from nnc.ir import ops_codebook as ocb
 from nnc.ir import ops_compute as oc
 from nnc.ir import ops_conv_algos as oca
@@ -53,7 +54,9 @@ EMITTERS: dict[str, tuple[str, str]] = {
     "wq_layer": ("wq_decode", "emit_wq_layer"),
     "wq_gemm": ("wq_gemm", "emit_wq_gemm"),
     "wq_conv": ("wq_conv", "emit_wq_conv"),
+    "compact_conv": ("compact_conv", "emit_compact_conv"),
     "qmax_pool2d": ("qpool", "emit_qmax_pool2d"),
+    "qglobal_avg_pool": ("qpool", "emit_qglobal_avg_pool"),
     "dyn_qlayer": ("dyn_quant", "emit_dyn_qlayer"),
     "dyn_gemm": ("dyn_qgemm", "emit_dyn_gemm"),
     "dyn_conv": ("dyn_qgemm", "emit_dyn_conv"),
@@ -79,6 +82,10 @@ EMITTERS: dict[str, tuple[str, str]] = {
     "copy": ("data_movement", "emit_copy"),
     "sparse_gemm": ("sparse_gemm", "emit_sparse_gemm"),
     "codebook_gemm": ("codebook_gemm", "emit_codebook_gemm"),
+    "to_blocked": ("blocked", "emit_to_blocked"),
+    "from_blocked": ("blocked", "emit_from_blocked"),
+    "conv2d_blocked": ("blocked", "emit_conv2d_blocked"),
+    "max_pool_blocked": ("blocked", "emit_max_pool_blocked"),
 }
 
 
@@ -122,7 +129,34 @@ def _conv_layout(op: oc.ConvOp, kernel: str) -> dict:
     return {} if layout == "oihw" else {"w_layout": layout}
 
 
+def _compact_spec(op: oc.ConvOp) -> KernelSpec | None:
+    """``compact_conv`` (``kernels/compact_conv.py``) for a conv the ``compact-weights``
+    pass marked, when it still qualifies (group 1, constant weight, ``c16`` rule) and a
+    compressed format pays; None otherwise (the float32 kernels)."""
+    from nnc.backends.llvm.kernels.compact_conv import spec_algo
+    from nnc.backends.llvm.kernels.compact_pack import choose_format
+    from nnc.backends.llvm.kernels.conv_shape import ConvShape
+
+    wa = _constant_weight(op.operand_named("w"))
+    if "nn.compact_weight" not in op.attributes or wa is None or op.prop("group") != 1:
+        return None
+    x, w = _shape(op.operand_named("x")), _shape(op.operand_named("w"))
+    if len(x) != 4 or choose_conv_layout(x, w, 1, True) != "c16":
+        return None
+    fmt = choose_format(wa.array)
+    if fmt is None:
+        return None
+    geo = {k: op.prop(k) for k in ("strides", "pads", "dilations")}
+    shape = ConvShape.checked(x, w, geo["strides"], geo["pads"], geo["dilations"], 1)
+    return KernelSpec.make("compact_conv", w_layout="compact", fmt=fmt, algo=spec_algo(shape),
+                           x_shape=x, w_shape=w, **geo, group=1,
+                           **_conv_algo_epilogue(op))  # fmt: skip
+
+
 def _conv(op: oc.ConvOp) -> KernelSpec:
+    compact = _compact_spec(op)
+    if compact is not None:
+        return compact
     kernel = _conv_kernel_name(op)
     return KernelSpec.make(
         kernel,
@@ -311,6 +345,11 @@ def _wq16_spec(op, is_conv: bool, geo: dict, epi: dict) -> KernelSpec | None:
     ):
         return None
     lay = layout_of(p["storage"], p["w_shape"], p["group_size"], p["zero_point"].array)
+    if is_conv:  # decode-once float32 kernel or per-tile decode (kernels/wq_cache.py)
+        from nnc.backends.llvm.kernels.wq_conv import spec_algo
+
+        geo = {**geo, "algo": spec_algo(x_shape, p["w_shape"], p["strides"], p["pads"],
+                                        p["dilations"])}  # fmt: skip
     return KernelSpec.make(
         "wq_conv" if is_conv else "wq_gemm",
         x_shape=x_shape,
@@ -527,6 +566,59 @@ def _sparse_gemm(op: osp.SparseGemmOp) -> KernelSpec:
     )
 
 
+def _codebook_gemm(op: ocb.CodebookGemmOp) -> KernelSpec:
+    """gemm layout: m = rows of x flattened to (m, K); conv1x1: m = H*W pixels per image."""
+    x = _shape(op.operand_named("x"))
+    conv = op.prop("layout") == "conv1x1"
+    m = x[2] * x[3] if conv else math.prod(x[:-1])
+    return KernelSpec.make(
+        "codebook_gemm",
+        m=int(m),
+        n=op.prop("n"),
+        k=x[1] if conv else x[-1],
+        bits=op.prop("bits"),
+        has_bias=op.operand_named("bias") is not None,
+        layout=op.prop("layout"),
+        images=x[0] if conv else 1,
+        **{key: op.prop(key) for key in ("activation", "act_alpha", "act_beta")},
+    )
+
+
+def _conv_blocked(op: ob.ConvBlockedOp) -> KernelSpec:
+    """``nn.conv_blocked``: the direct kernel on packed weights, blocked activations."""
+    x, w = _shape(op.operand_named("x")), _shape(op.operand_named("w"))
+    if x[-1] != 16 or _constant_weight(op.operand_named("w")) is None:
+        raise UnsupportedOpError(
+            f"nn.conv_blocked: the LLVM backend needs blocks of 16 channels and a constant "
+            f"weight (got block {x[-1]}); use nchwc-layout{{block=16}}"
+        )
+    return KernelSpec.make(
+        "conv2d_blocked",
+        w_layout="c16",
+        pack_group=1,
+        x_shape=(x[0], w[1] * op.prop("group"), x[2], x[3]),
+        w_shape=w,
+        strides=op.prop("strides"),
+        pads=op.prop("pads"),
+        dilations=op.prop("dilations"),
+        group=op.prop("group"),
+        **_conv_algo_epilogue(op),
+    )
+
+
+def _max_pool_blocked(op: ob.MaxPoolBlockedOp) -> KernelSpec:
+    """``nn.max_pool_blocked`` over whole blocks (``x_shape``: N, CB*16, H, W)."""
+    n, cb, h, w, c = _shape(op.operands[0])
+    if c != 16:
+        raise UnsupportedOpError(f"nn.max_pool_blocked: the LLVM backend needs block 16, got {c}")
+    return KernelSpec.make(
+        "max_pool_blocked",
+        x_shape=(n, cb * c, h, w),
+        out_hw=_shape(op.results[0])[2:4],
+        **{k: op.prop(k) for k in ("kernel", "strides", "pads", "dilations")},
+    )
+
+
 #: nn op class -> kernel spec builder. Looked up along the MRO (UnaryOp, BinaryOp...).
 RULES: dict[type, Rule] = {
     oc.ConvOp: _conv,
@@ -538,6 +630,12 @@ RULES: dict[type, Rule] = {
     oq.QuantizeOp: _quantize,
     oq.DequantizeOp: _dequantize,
     oq.RequantizeOp: _requantize,
+    oq.QGlobalAvgPoolOp: lambda op: KernelSpec.make(
+        "qglobal_avg_pool",
+        x_shape=_shape(op.operands[0]),
+        x_dtype=TensorSpec.of(op.operands[0]).dtype,
+        **op.props_dict(),
+    ),
     oq.WQConvOp: _wq_layer,
     oq.WQGemmOp: _wq_layer,
     oq.DynamicQuantizeOp: lambda op: KernelSpec.make(
@@ -566,14 +664,14 @@ RULES: dict[type, Rule] = {
     osh.SliceOp: _slice,
     osh.PadOp: _pad,
     osp.SparseGemmOp: _sparse_gemm,
-    ocb.CodebookGemmOp: lambda op: KernelSpec.make(
-        "codebook_gemm",
-        m=_shape(op.operand_named("x"))[0],
-        n=op.prop("n"),
-        k=_shape(op.operand_named("x"))[1],
-        bits=op.prop("bits"),
-        has_bias=op.operand_named("bias") is not None,
-        **{key: op.prop(key) for key in ("activation", "act_alpha", "act_beta")},
+    ocb.CodebookGemmOp: lambda op: _codebook_gemm(op),
+    ob.ConvBlockedOp: _conv_blocked,
+    ob.ToBlockedOp: lambda op: KernelSpec.make(
+        "to_blocked", shape=_shape(op.operands[0]), block=op.prop("block")
+    ),
+    ob.MaxPoolBlockedOp: _max_pool_blocked,
+    ob.FromBlockedOp: lambda op: KernelSpec.make(
+        "from_blocked", shape=_shape(op.results[0]), block=_shape(op.operands[0])[-1]
     ),
 }
 
@@ -683,9 +781,17 @@ class _Lowering:
             ins = [self.buffers[op.operand_named("x")]]
             ins += [] if res is None else [self.buffers[res]]
         if dict(kernel.kwargs).get("w_layout") == "c16":
-            ins[1] = self.packed_weight(_constant_weight(op.operands[1]), op.prop("group"))
+            group = dict(kernel.kwargs).get("pack_group", op.prop("group"))
+            ins[1] = self.packed_weight(_constant_weight(op.operands[1]), group)
+        if dict(kernel.kwargs).get("w_layout") == "compact":  # kernels/compact_conv.py
+            ins[1] = self.compact_weight(op, dict(kernel.kwargs)["fmt"])
+            kernel = KernelSpec.make(kernel.emitter, **kernel.kwargs_dict(),
+                                     weight_id=ins[1].index)  # fmt: skip
         if dict(kernel.kwargs).get("w_layout") == "wq16":  # kernels/wq_pack.py
             ins[1] = self.wq16_weight(op)
+            if dict(kernel.kwargs).get("algo", "tile") != "tile":  # one cache per weight
+                kernel = KernelSpec.make(kernel.emitter, **kernel.kwargs_dict(),
+                                         weight_id=ins[1].index)  # fmt: skip
         outs = []
         for r in op.results:
             spec = TensorSpec.of(r)
@@ -698,12 +804,14 @@ class _Lowering:
                 "wq_gemm",
                 "wq_conv",
                 "qmax_pool2d",
+                "qglobal_avg_pool",
                 "dyn_qlayer",
                 "dynamic_quantize",
                 "int_to_float",
                 "matmul_integer",
                 "conv_integer",
                 "codebook_gemm",
+                "compact_conv",
             )
             if buf.dtype != "f32" and not (
                 int_ok and buf.dtype in ("i8", "u8", "i32", "f16", "u16")
@@ -725,6 +833,20 @@ class _Lowering:
         if buf is None:
             arr = pack_conv_weights(attr.array, group)
             buf = Buffer("weight", arr.nbytes, "f32", len(self.model.weights))
+            self.model.weights.append(arr)
+            self.packed_index[key] = buf
+        return buf
+
+    def compact_weight(self, op, fmt: str) -> Buffer:
+        """A conv weight encoded (once per weight) in a ``kernels/compact_pack.py`` format."""
+        from nnc.backends.llvm.kernels.compact_pack import encode
+
+        attr = _constant_weight(op.operands[1])
+        key = (attr, "compact", fmt)
+        buf = self.packed_index.get(key)
+        if buf is None:
+            arr = encode(attr.array, fmt)
+            buf = Buffer("weight", arr.nbytes, "u8", len(self.model.weights))
             self.model.weights.append(arr)
             self.packed_index[key] = buf
         return buf

@@ -131,6 +131,14 @@ def test_pointwise_conv(monkeypatch, p, tile):
     _check_conv(p)
 
 
+@pytest.mark.parametrize("sup", [2, 3])
+def test_pointwise_super_tiles(monkeypatch, sup):
+    """Several pixel tiles per task, the partial last tile in the last super tile."""
+    monkeypatch.setattr(conv_pointwise, "MIN_TASKS", 1)
+    monkeypatch.setattr(conv_pointwise, "SUPER_TILES", sup)
+    _check_conv(_case((1, 8, 20, 23), (20, 8, 1, 1), pads=(0, 0, 0, 0)))
+
+
 @pytest.mark.parametrize("width", [1, 4, 8, 16])
 def test_transpose(width):
     module = ir.Module()

@@ -25,6 +25,11 @@ ACTS = {
     "leaky_relu": (lambda y: np.where(y < 0, 0.1 * y, y), 0.1, 0.0),
     "clip": (lambda y: np.clip(y, -0.5, 6.0), -0.5, 6.0),
     "sigmoid": (lambda y: 1.0 / (1.0 + np.exp(-y)), 0.0, 0.0),
+    "gelu_tanh": (
+        lambda y: 0.5 * y * (1 + np.tanh(np.sqrt(2 / np.pi) * (y + 0.044715 * y**3))),
+        0.0,
+        0.0,
+    ),
 }
 
 

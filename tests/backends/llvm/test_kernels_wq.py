@@ -44,8 +44,9 @@ def _parallel_paths(monkeypatch):
     monkeypatch.setattr(parallel, "MIN_PARALLEL_WORK", 0)
 
 
-def run_lowered(module, feeds: list[np.ndarray]) -> tuple[str, np.ndarray]:
-    """Lower ``module`` (one compute op), JIT its kernel, run it; (emitter, output)."""
+def build_lowered(module, feeds: list[np.ndarray]):
+    """Lower ``module`` (one compute op) and JIT its kernel; (emitter, run) where ``run()``
+    calls the kernel on fresh output/scratch buffers and returns the output(s)."""
     lowered = lower_module(module)
     (step,) = lowered.steps
     target = host_target()
@@ -64,17 +65,31 @@ def run_lowered(module, feeds: list[np.ndarray]) -> tuple[str, np.ndarray]:
             arrays.append(np.ascontiguousarray(lowered.weights[buf.index]))
         else:
             arrays.append(np.ascontiguousarray(feeds[buf.index]))
-    outs = []
-    for buf in step.outputs:
-        spec = lowered.outputs[buf.index]
-        outs.append(np.full(spec.shape, 0x5A, numpy_dtype(spec.dtype)))
-    raw = np.full(kfn.scratch_bytes + 64, 0xA5, np.uint8)
-    ptrs = [a.ctypes.data for a in arrays + outs]
-    if kfn.scratch_bytes:
-        ptrs.append(raw.ctypes.data + (-raw.ctypes.data) % 64)
-    proto = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * len(ptrs)))
-    proto(engine.get_function_address("k"))(*ptrs)
-    return step.kernel.emitter, outs[0] if len(outs) == 1 else outs
+    proto = ctypes.CFUNCTYPE(
+        None, *([ctypes.c_void_p] * (len(arrays) + len(step.outputs) + bool(kfn.scratch_bytes)))
+    )
+    kernel = proto(engine.get_function_address("k"))
+
+    def run():
+        outs = []
+        for buf in step.outputs:
+            spec = lowered.outputs[buf.index]
+            outs.append(np.full(spec.shape, 0x5A, numpy_dtype(spec.dtype)))
+        raw = np.full(kfn.scratch_bytes + 64, 0xA5, np.uint8)
+        ptrs = [a.ctypes.data for a in arrays + outs]
+        if kfn.scratch_bytes:
+            ptrs.append(raw.ctypes.data + (-raw.ctypes.data) % 64)
+        kernel(*ptrs)
+        run.keep = engine  # the engine owns the code
+        return outs[0] if len(outs) == 1 else outs
+
+    return step.kernel.emitter, run
+
+
+def run_lowered(module, feeds: list[np.ndarray]) -> tuple[str, np.ndarray]:
+    """Lower ``module`` (one compute op), JIT its kernel, run it once; (emitter, output)."""
+    emitter, run = build_lowered(module, feeds)
+    return emitter, run()
 
 
 def stored_weight(rng, storage: str, n: int, k: int, group_size: int, asym: bool):
@@ -154,13 +169,16 @@ def wq_conv_cases(draw):
         m=draw(st.integers(8, 40)), n=draw(st.integers(1, 2)), gs=0 if gs >= k else gs,
         h=draw(st.integers(3, 9)), w=draw(st.integers(3, 9)), stride=draw(st.integers(1, 2)),
         pad=draw(st.integers(0, 1)), asym=storage == "u4", bias=draw(st.booleans()),
-        res=draw(st.booleans()), act=draw(st.sampled_from(ACTS)), via_gemm=draw(st.booleans()),
+        res=draw(st.booleans()), act=draw(st.sampled_from(ACTS)),
+        path=draw(st.sampled_from(["gemm", "tile", "direct", "winograd2", "winograd4"])),
     )  # fmt: skip
 
 
 @given(wq_conv_cases())
-@settings(max_examples=8, deadline=None)
-def test_wq_conv_per_tile_decode_matches_interpreter(c):
+@settings(max_examples=10, deadline=None)
+def test_wq_conv_matches_interpreter(c):
+    """Every wq_conv path: im2col + wq_gemm, per-tile decode, decode-once + float32 direct
+    or Winograd (wq_cache.py; Winograd only where it applies, else direct)."""
     rng = np.random.default_rng(c["seed"])
     m, cin, kh, kw = c["m"], c["cin"], c["kh"], c["kw"]
     w, props = stored_weight(rng, c["storage"], m, cin * kh * kw, c["gs"], c["asym"])
@@ -180,16 +198,57 @@ def test_wq_conv_per_tile_decode_matches_interpreter(c):
                           pads=(p, p, p, p), activation=act, act_alpha=alpha, act_beta=beta,
                           **props))  # fmt: skip
     module = b.finish([("y", y)])
-    saved = wq_conv.GEMM_PIXELS
-    wq_conv.GEMM_PIXELS = 10**9 if c["via_gemm"] else 0  # im2col + wq_gemm, or per tile
+    saved = wq_conv.GEMM_PIXELS, wq_conv.ALGO
+    wq_conv.GEMM_PIXELS = 10**9 if c["path"] == "gemm" else 0  # im2col + wq_gemm, or per tile
+    wq_conv.ALGO = "tile" if c["path"] in ("gemm", "tile") else c["path"]
     try:
-        emitter, got = run_lowered(module, feeds)
+        emitter, run = build_lowered(module, feeds)
+        got = run()
+        again = run()  # decode-once paths: the second run uses the decoded cache
     finally:
-        wq_conv.GEMM_PIXELS = saved
+        wq_conv.GEMM_PIXELS, wq_conv.ALGO = saved
     assert emitter in ("wq_conv", "wq_layer")  # tiny K on big planes keeps the fallback
+    np.testing.assert_array_equal(again, got)
     want = interpret(module, feeds)[0]
     scale = np.abs(want).max() + 1
-    np.testing.assert_allclose(got, want, rtol=0, atol=2e-5 * scale * np.sqrt(cin * kh * kw))
+    wino = {"winograd2": 8, "winograd4": 32}.get(c["path"], 1) if kh == kw == 3 and s == 1 else 1
+    atol = 2e-5 * wino * scale * np.sqrt(cin * kh * kw)
+    np.testing.assert_allclose(got, want, rtol=0, atol=atol)
+
+
+def test_wq_conv_decode_once_is_thread_safe():
+    """Concurrent first runs of a decode-once kernel (state word + cmpxchg, wq_cache.py)
+    all see the fully decoded weight: every output equals a later serial run's."""
+    import threading
+
+    rng = np.random.default_rng(7)
+    w, props = stored_weight(rng, "i4", 64, 32 * 9, 32, False)
+    b = GraphBuilder()
+    x = b.add_input("x", (1, 32, 12, 12))
+    feeds = [rng.standard_normal((1, 32, 12, 12)).astype(np.float32)]
+    y = b.insert(WQConvOp(x, b.constant(w), None, None, w_shape=(64, 32, 3, 3), storage="i4",
+                          group_size=32, pads=(1, 1, 1, 1), **props))  # fmt: skip
+    module = b.finish([("y", y)])
+    saved, wq_conv.ALGO = wq_conv.ALGO, "winograd4"
+    try:
+        emitter, run = build_lowered(module, feeds)
+    finally:
+        wq_conv.ALGO = saved
+    outs = [None] * 6
+
+    def worker(i):
+        outs[i] = run()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(outs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    want = run()
+    for got in outs:
+        np.testing.assert_array_equal(got, want)
+    ref = interpret(module, feeds)[0]
+    np.testing.assert_allclose(want, ref, rtol=0, atol=1e-4 * (np.abs(ref).max() + 1))
 
 
 @st.composite

@@ -13,9 +13,13 @@ weight is never materialised. Lookup by target (``qisa.target_features``):
 * otherwise (8-bit, other targets): scalar table loads inserted into the vector.
 
 Output column tiles (``tb`` blocks) are the ``parallel_for`` tasks; row blocks of
-``mr`` rows reuse each decoded vector ``mr`` times. The epilogue (bias, activation,
-partial last tile) runs on a per-tile staging buffer. Exact decode: results are the
-float gemm on the decoded weight up to float summation order.
+``mr`` rows reuse each decoded vector ``mr`` times. ``layout="conv1x1"`` (NCHW 1x1 conv)
+is the same gemm per image with the pixels as rows: x (K, P) and y (N, P) per image are
+read/written with the pixel stride 1 and channel stride P (``images`` images of ``m = P``
+pixels), so the decode is shared by every pixel of a row block just the same. The
+epilogue (bias, activation, partial last tile) runs on a per-tile staging buffer.
+Exact decode: results are the float gemm on the decoded weight up to float summation
+order.
 
 Args: ``x, indices (u8 as float*), codebook, [bias], out``.
 """
@@ -124,8 +128,12 @@ def emit_codebook_gemm(
     act_alpha: float,
     act_beta: float,
     lut: str | None = None,
+    layout: str = "gemm",
+    images: int = 1,
 ) -> KernelFn:
-    """Emit the kernel described in the module docstring (``lut`` forces a lookup mode)."""
+    """Emit the kernel described in the module docstring (``lut`` forces a lookup mode).
+
+    ``m`` rows (gemm: M; conv1x1: pixels H*W per image), ``images`` (conv1x1: batch)."""
     tile = tile_shape(module)
     width = min(max(tile.width, 1), BLOCK)
     while BLOCK % width:
@@ -136,21 +144,26 @@ def emit_codebook_gemm(
     ncols = tb * BLOCK
     ntiles = -(-n // ncols)
     mode = lut or lut_mode(module, bits)
+    if layout == "gemm":  # element (r, k) of x at r*sxr + k*sxk, (r, n) of y at r*syr + n*syn
+        sxr, sxk, syr, syn = k, 1, n, 1
+    else:
+        sxr, sxk, syr, syn = 1, m, 1, m
     n_args = 4 + int(has_bias)
     fn, b, args = loops.new_function(module, name, n_args)
     vec = ir.VectorType(F32, width)
     fma = loops.intrinsic(module, f"llvm.fmuladd.v{width}f32", vec, [vec] * 3)
 
     def tiles(b: ir.IRBuilder, lo, hi, targs) -> None:
-        x, idx_f, book = targs[0], targs[1], targs[2]
+        x_all, idx_f, book = targs[0], targs[1], targs[2]
         bias = targs[3] if has_bias else None
-        out = targs[-1]
+        out_all = targs[-1]
         idx = b.bitcast(idx_f, loops.I8_PTR)
         dec = _Decoder(b, module, idx, book, k, bits, width, mode)
         stage = b.bitcast(entry_alloca(b, ir.ArrayType(F32, mr * ncols)), loops.F32_PTR)
         accs = [[entry_alloca(b, vec) for _ in range(nvec)] for _ in range(mr)]
 
-        def row_block(t, m0, rows: int) -> None:
+        def row_block(t, m0, rows: int, x, out) -> None:
+            """Rows ``m0 .. m0 + rows`` of column tile ``t`` of one image (x, out)."""
             for r in range(rows):
                 for slot in accs[r]:
                     b.store(ir.Constant(vec, None), slot)
@@ -159,7 +172,8 @@ def emit_codebook_gemm(
                 for j in range(tb):
                     ws += dec.floats(b.add(b.mul(t, i64(tb)), i64(j)), kk)
                 for r in range(rows):
-                    a = splat(b, load_at(b, x, b.add(b.mul(b.add(m0, i64(r)), i64(k)), kk)), vec)
+                    xi = b.add(b.mul(b.add(m0, i64(r)), i64(sxr)), b.mul(kk, i64(sxk)))
+                    a = splat(b, load_at(b, x, xi), vec)
                     for v in range(nvec):
                         b.store(b.call(fma, [a, ws[v], b.load(accs[r][v])]), accs[r][v])
             for r in range(rows):
@@ -171,23 +185,25 @@ def emit_codebook_gemm(
                 b.icmp_unsigned("<", b.add(n0, i64(ncols)), i64(n)), i64(ncols), b.sub(i64(n), n0)
             )
             for r in range(rows):
-                orow = b.mul(b.add(m0, i64(r)), i64(n))
+                orow = b.mul(b.add(m0, i64(r)), i64(syr))
                 with for_range(b, 0, valid, name="ej") as j:
                     val = load_at(b, stage, b.add(i64(r * ncols), j))
                     col = b.add(n0, j)
                     if bias is not None:
                         val = b.fadd(val, load_at(b, bias, col))
                     val = emit_activation(b, module, val, activation, act_alpha, act_beta)
-                    store_at(b, val, out, b.add(orow, col))
+                    store_at(b, val, out, b.add(orow, b.mul(col, i64(syn))))
 
-        with for_range(b, lo, hi, name="t") as t:
+        with for_range(b, lo, hi, name="t") as t, for_range(b, 0, images, name="img") as img:
+            x = gep(b, x_all, b.mul(img, i64(m * k)))
+            out = gep(b, out_all, b.mul(img, i64(m * n)))
             full, tail = divmod(m, mr)
             if full:
                 with for_range(b, 0, full, name="mb") as mb:
-                    row_block(t, b.mul(mb, i64(mr)), mr)
+                    row_block(t, b.mul(mb, i64(mr)), mr, x, out)
             if tail:
-                row_block(t, i64(full * mr), tail)
+                row_block(t, i64(full * mr), tail, x, out)
 
-    parallel_for(b, ntiles, list(args), tiles, work=2 * m * n * k)
+    parallel_for(b, ntiles, list(args), tiles, work=2 * images * m * n * k)
     b.ret_void()
     return KernelFn(fn)

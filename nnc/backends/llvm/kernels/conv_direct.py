@@ -19,9 +19,11 @@ per channel row straight into the NCHW output. No scratch memory.
 
 Tiles per ISA (``width`` from ``gemm.tile_shape``): AVX-512 14 pixels x 2 vectors of 16
 (28 accumulators of 32 registers); AVX2 6 x 2 of 8 (12 of 16); NEON 6 x 4 of 4 (24 of
-32); scalar targets 1 x 16. Loop nest: ``for (image, group, channel tile)`` (outermost,
-independent output blocks: the loop to parallelise) -> row groups -> row segments ->
-micro-kernel (``for c`` runtime loop over input channels, taps unrolled).
+32); scalar targets 1 x 16. Loop nest: ``for (image, group, channel tile[, row band])``
+(outermost, independent output blocks: the loop to parallelise; threaded builds cut each
+channel tile into row bands when there are fewer than ``MIN_TASKS`` tiles, e.g. a 3->32
+stem) -> row groups -> row segments -> micro-kernel (``for c`` runtime loop over input
+channels, taps unrolled). Bands never change which micro-kernel computes a pixel.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from nnc.backends.llvm import loops
+from nnc.backends.llvm import loops, parallel
 from nnc.backends.llvm.kernels import KernelFn
 from nnc.backends.llvm.kernels.conv_shape import ConvShape
 from nnc.backends.llvm.kernels.gemm import tile_shape
@@ -45,7 +47,7 @@ from nnc.backends.llvm.kernels.simd import (
     vec_type,
     vector_activation,
 )
-from nnc.backends.llvm.loops import I32, for_range, gep, i64, load_at
+from nnc.backends.llvm.loops import for_range, gep, i64, load_at
 from nnc.backends.llvm.parallel import module_threads, parallel_for
 
 #: Fewest parallel tasks a direct conv aims for (``_Emitter.row_bands``).
@@ -94,6 +96,12 @@ class MicroConv:
     taps). Output channel row ``ch`` of the tile is at ``out + ch*pitch`` (pixels
     contiguous); ``bias`` points at the tile's first channel, ``res`` like ``out``.
     Channels ``>= valid`` are not stored.
+
+    Blocked activations (NCHWc, ``nnc/ir/ops_blocked.py``): ``x_block = 16`` scales the
+    input offsets (taps, ``x_step``) by 16 floats per pixel, and channel ``c`` is at
+    ``x + (c // 16)*chan + c % 16``; ``out_block = 16`` stores the accumulators as they
+    are (one vector = ``width`` channels of one pixel): block ``k`` of pixel ``j`` at
+    ``out + k*pitch + j*16``, the channels ``>= valid`` of the tile's last block as zeros.
     """
 
     width: int
@@ -110,6 +118,8 @@ class MicroConv:
     act: tuple[str, float, float]
     reg_constraint: str = ""
     kh_loop: tuple[int, int, int, int] = (0, 1, 0, 0)
+    x_block: int = 1
+    out_block: int = 0
 
 
 def _emit_micro(module: ir.Module, fname: str, s: MicroConv) -> ir.Function:
@@ -140,16 +150,18 @@ def _emit_micro(module: ir.Module, fname: str, s: MicroConv) -> ir.Function:
     # (An i32 fits an "r" register on every target, 32-bit ARM included.)
     trip = b.zext(_launder(b, ir.Constant(loops.I32, s.cg)), loops.I64)
     with for_range(b, 0, trip, name="c") as c:
-        x_ch = b.gep(x, [b.mul(c, i64(s.chan))])
+        if s.x_block == 1:
+            x_ch = b.gep(x, [b.mul(c, i64(s.chan))])
+        else:  # blocked input: channel block c // 16, lane c % 16
+            cb = b.lshr(c, i64(CHANNEL_BLOCK.bit_length() - 1))
+            lane = b.and_(c, i64(CHANNEL_BLOCK - 1))
+            x_ch = b.gep(x, [b.add(b.mul(cb, i64(s.chan)), lane)])
         w_ch = gep(b, w, b.mul(c, i64(s.ntaps * CHANNEL_BLOCK)))
         lo, hi, x_step, w_step = s.kh_loop
         kh_ctx = for_range(b, lo, hi, name="kh")
         khv = kh_ctx.__enter__()
-        x_c = b.gep(x_ch, [b.mul(khv, i64(x_step))])
+        x_c = b.gep(x_ch, [b.mul(khv, i64(x_step * s.x_block))])
         w_c = gep(b, w_ch, b.mul(khv, i64(w_step)))
-        if PREFETCH_FLOATS:  # the input row this tile's successors read
-            last = max(off for taps in s.taps for _, off in taps)
-            _prefetch(b, module, b.gep(x_c, [i64(last + PREFETCH_FLOATS)]), write=False)
         accs = [[b.load(slot) for slot in row] for row in slots]
         for t in sorted(by_tap):
             _barrier(b)
@@ -159,7 +171,7 @@ def _emit_micro(module: ir.Module, fname: str, s: MicroConv) -> ir.Function:
                 idx = blk * s.panel + t * CHANNEL_BLOCK + lane
                 wv.append(b.load(vec_ptr(b, w_c, idx, vec), align=4))
             for j, off in by_tap[t]:
-                sv = splat(b, b.load(b.gep(x_c, [i64(off)])), vec)
+                sv = splat(b, b.load(b.gep(x_c, [i64(off * s.x_block)])), vec)
                 accs[j] = [b.call(fma, [sv, wv[v], accs[j][v]]) for v in range(nvec)]
             accs = _pin(b, accs, s.reg_constraint)
         for row, vals in zip(slots, accs, strict=True):
@@ -167,24 +179,12 @@ def _emit_micro(module: ir.Module, fname: str, s: MicroConv) -> ir.Function:
                 b.store(val, slot)
         kh_ctx.__exit__(None, None, None)
     accs = [[b.load(slot) for slot in row] for row in slots]
-    _epilogue(b, module, s, accs, out, bias, res)
+    if s.out_block:
+        _epilogue_blocked(b, module, s, accs, out, bias, res)
+    else:
+        _epilogue(b, module, s, accs, out, bias, res)
     b.ret_void()
     return fn
-
-
-#: Software prefetch distance (floats) ahead of the input row a tile reads and of the
-#: output rows it writes (0: off). Tiles read and write many NCHW planes at once (one
-#: per input channel / output channel), more streams than the hardware prefetcher
-#: follows; with cold caches (a whole model run) the prefetches keep them in flight.
-PREFETCH_FLOATS = 0
-
-
-def _prefetch(b: ir.IRBuilder, module: ir.Module, ptr: ir.Value, write: bool) -> None:
-    """``llvm.prefetch`` of the cache line at ``ptr`` (never faults)."""
-    i8p = ir.IntType(8).as_pointer()
-    fn = loops.intrinsic(module, "llvm.prefetch.p0", loops.VOID, [i8p, I32, I32, I32])
-    args = [b.bitcast(ptr, i8p), ir.Constant(I32, int(write)), ir.Constant(I32, 3)]
-    b.call(fn, [*args, ir.Constant(I32, 1)])
 
 
 def _barrier(b: ir.IRBuilder) -> None:
@@ -247,16 +247,56 @@ def _epilogue(b, module, s: MicroConv, accs, out, bias, res) -> None:
                     val = b.fadd(val, load_lanes(b, module, vec, b.gep(res, [off]), count))
                 val = vector_activation(b, module, val, *s.act)
                 store_lanes(b, module, val, b.gep(out, [off]), count)
-                if PREFETCH_FLOATS and q0 == 0:
-                    ahead = b.gep(out, [i64(ch * s.pitch + PREFETCH_FLOATS)])
-                    _prefetch(b, module, ahead, write=True)
+
+
+def _epilogue_blocked(b, module, s: MicroConv, accs, out, bias, res) -> None:
+    """Blocked output: add bias/residual, activate, store each accumulator in place."""
+    vec = vec_type(s.width)
+    zero = ir.Constant(vec, None)
+    for v in range(len(accs[0])):
+        ch0 = v * s.width
+        blk, lane0 = divmod(ch0, CHANNEL_BLOCK)
+        live = max(0, min(s.width, s.valid - ch0))
+        bv = None
+        if bias is not None and live:
+            bv = load_lanes(b, module, vec, b.gep(bias, [i64(ch0)]), live)
+        keep = ir.Constant(
+            ir.VectorType(ir.IntType(1), s.width), [i < live for i in range(s.width)]
+        )
+        for j, row in enumerate(accs):
+            off = i64(blk * s.pitch + j * CHANNEL_BLOCK + lane0)
+            val = row[v]
+            if bv is not None:
+                val = b.fadd(val, bv)
+            if res is not None:
+                val = b.fadd(val, b.load(vec_ptr(b, res, off, vec), align=4))
+            val = vector_activation(b, module, val, *s.act)
+            if live < s.width:  # the zero tail of the last block
+                val = b.select(keep, val, zero)
+            b.store(val, vec_ptr(b, out, off, vec), align=4)
 
 
 @dataclass(frozen=True)
 class _Conv(ConvShape):
-    """Conv sizes (NCHW) plus this emitter's register tile."""
+    """Conv sizes (NCHW) plus this emitter's register tile and activation layouts
+    (``xb``: input pixel stride, 1 = NCHW or 16 = blocked; ``ob``: 0 = NCHW output or 16 =
+    blocked output)."""
 
     tile: DirectTile
+    xb: int = 1
+    ob: int = 0
+
+    @property
+    def x_image(self) -> int:
+        """Floats of one input image."""
+        if self.xb == 1:
+            return self.c * self.h * self.w
+        return -(-self.c // CHANNEL_BLOCK) * CHANNEL_BLOCK * self.h * self.w
+
+    @property
+    def m_rows(self) -> int:
+        """Output channel rows of one image (whole blocks when blocked)."""
+        return self.m if not self.ob else -(-self.m // CHANNEL_BLOCK) * CHANNEL_BLOCK
 
     @property
     def axes(self) -> tuple[Axis, Axis]:
@@ -313,10 +353,10 @@ class _Emitter:
     def micro(self, taps, blocks: int, valid: int, kh_loop=(0, 1, 0, 0)) -> ir.Function:
         g = self.g
         spec = MicroConv(
-            g.tile.width, blocks, taps, g.cg, g.kh * g.kw, g.h * g.w,
-            g.cg * g.kh * g.kw * CHANNEL_BLOCK, g.oh * g.ow, valid, self.has_bias,
-            self.has_res, self.act, g.tile.constraint if len(taps[0]) > _PIN_TAPS else "",
-            kh_loop,
+            g.tile.width, blocks, taps, g.cg, g.kh * g.kw, g.h * g.w * g.xb,
+            g.cg * g.kh * g.kw * CHANNEL_BLOCK, g.oh * g.ow * max(g.ob, 1), valid,
+            self.has_bias, self.has_res, self.act,
+            g.tile.constraint if len(taps[0]) > _PIN_TAPS else "", kh_loop, g.xb, g.ob,
         )  # fmt: skip
         if spec not in self.fns:
             self.fns[spec] = _emit_micro(self.module, f"{self.name}.micro{len(self.fns)}", spec)
@@ -336,7 +376,8 @@ class _Emitter:
             return oh0 + rpt <= g.oh and lo <= oh0 and oh0 + rpt <= hi
 
         def call_group(oh0, rows) -> None:
-            xrow = b.gep(x, [b.sub(b.mul(oh0, i64(g.sh * g.w)), i64(g.pt * g.w + g.pl))])
+            pix = b.sub(b.mul(oh0, i64(g.sh * g.w)), i64(g.pt * g.w + g.pl))
+            xrow = b.gep(x, [pix if g.xb == 1 else b.mul(pix, i64(g.xb))])
             orow = b.mul(oh0, i64(g.ow))
             for ow0, cols in segs:
                 if rpt == 1:  # one output row: runtime loop over kernel rows kh
@@ -346,8 +387,8 @@ class _Emitter:
                     fn = self.micro(g.row_taps(ow0, cols), blocks, valid, kh_loop)
                 else:
                     fn = self.micro(g.pixel_taps(rows, ow0, cols), blocks, valid)
-                o_off = b.add(orow, i64(ow0))
-                args = [b.gep(xrow, [i64(ow0 * g.sw)]), w, gep(b, out, o_off)]
+                o_off = b.mul(b.add(orow, i64(ow0)), i64(max(g.ob, 1)))
+                args = [b.gep(xrow, [i64(ow0 * g.sw * g.xb)]), w, gep(b, out, o_off)]
                 if bias is not None:
                     args.append(bias)
                 if res is not None:
@@ -398,7 +439,8 @@ class _Emitter:
         g = self.g
         total = g.n * g.group * count
         work = 2 * total * valid * g.oh * g.ow * g.cg * g.kh * g.kw
-        bands = self.row_bands(total) if module_threads(self.module) != 1 else 1
+        serial = module_threads(self.module) == 1 or work < parallel.MIN_PARALLEL_WORK
+        bands = 1 if serial else self.row_bands(total)
 
         def tiles(b, lo, hi, a) -> None:  # the tasks [lo, hi) (parallel_for body)
             x, w, out = a[0], a[1], a[-1]
@@ -431,10 +473,10 @@ class _Emitter:
             ni = b.udiv(ng, i64(g.group))
             m0 = b.add(b.mul(gi, i64(g.mg)), b.mul(mt, i64(g.tile.channels)))
             plane = g.h * g.w
-            x_t = gep(b, x, b.add(b.mul(ni, i64(g.c * plane)), b.mul(gi, i64(g.cg * plane))))
+            x_t = gep(b, x, b.add(b.mul(ni, i64(g.x_image)), b.mul(gi, i64(g.cg * plane))))
             blk = b.add(b.mul(gi, i64(nb)), b.mul(mt, i64(g.tile.blocks)))
             w_t = gep(b, w, b.mul(blk, i64(panel)))
-            o_off = b.mul(b.add(b.mul(ni, i64(g.m)), m0), i64(plane_out))
+            o_off = b.mul(b.add(b.mul(ni, i64(g.m_rows)), m0), i64(plane_out))
             ptrs = (
                 x_t, w_t, gep(b, out, o_off),
                 gep(b, bias, m0) if bias is not None else None,
@@ -456,13 +498,23 @@ def emit_conv2d_direct(
     has_bias: bool,
     has_residual: bool,
     act: tuple[str, float, float],
+    x_blocked: bool = False,
+    out_blocked: bool = False,
 ) -> KernelFn:
     """Conv with ``c16``-packed weights; args ``x, w_packed, [bias], [residual], out``.
 
     ``w_shape`` is the logical ONNX shape ``(M, C/group, KH, KW)``; the buffer holds
     ``pack.pack_conv_weights(w, group)``. Same semantics as ``conv2d.emit_conv2d``.
+    ``x_shape`` is the logical NCHW shape; ``x_blocked`` / ``out_blocked`` read the input /
+    write the output (and read the residual) in the blocked layout ``(N, ceil(C/16), H, W,
+    16)`` instead (group 1 only; the output's channel tail is written as zeros).
     """
-    g = _Conv.checked(x_shape, w_shape, strides, pads, dilations, group, direct_tile(module))
+    if (x_blocked or out_blocked) and group != 1:
+        raise ValueError(f"conv: blocked activations need group 1, got group {group}")
+    g = _Conv.checked(
+        x_shape, w_shape, strides, pads, dilations, group, direct_tile(module),
+        CHANNEL_BLOCK if x_blocked else 1, CHANNEL_BLOCK if out_blocked else 0,
+    )  # fmt: skip
     fn, b, args = loops.new_function(module, name, 3 + has_bias + has_residual)
     em = _Emitter(module, name, g, has_bias, has_residual, tuple(act))
     full, tail = divmod(g.mg, g.tile.channels)

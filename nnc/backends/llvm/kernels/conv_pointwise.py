@@ -12,8 +12,9 @@ few dozen) the transpose is a large share of the direct kernel's work; see
 
 Epilogue fused per tile row: ``+ bias`` (splat), ``+ residual`` (vector load), the
 activation, one (masked) store per vector. The last pixel tile masks its loads and
-stores. Loop nest: ``for (image, pixel tile)`` (on the thread pool) -> ``for`` channel
-row block -> micro-kernel (runtime loop over ``c``).
+stores. Loop nest: ``for (image, super tile)`` (on the thread pool) -> ``for`` channel
+row block -> ``for`` pixel tile of the super tile -> micro-kernel (runtime loop over
+``c``).
 
 Tiles: AVX-512 8 x 3 vectors of 16 (24 accumulators), AVX2 4 x 3 of 8, NEON 8 x 3 of 4,
 scalar targets 4 x 1.
@@ -28,7 +29,7 @@ from llvmlite import ir
 from nnc.backends.llvm import loops
 from nnc.backends.llvm.kernels import KernelFn
 from nnc.backends.llvm.kernels.gemm import tile_shape
-from nnc.backends.llvm.kernels.pack import CHANNEL_BLOCK, packed_blocks
+from nnc.backends.llvm.kernels.pack import CHANNEL_BLOCK
 from nnc.backends.llvm.kernels.simd import (
     load_lanes,
     splat,
@@ -46,6 +47,10 @@ from nnc.backends.llvm.parallel import parallel_for
 #: a loss on 7x7 planes whose pixels fill the 48-pixel tiles badly).
 MAX_POINTWISE_K = 64
 MIN_PLANE, MAX_PLANE_K = 784, 192
+#: Pixel tiles per task (a "super tile": its rows of every output channel are written
+#: one channel row block at a time, long contiguous runs), while keeping at least
+#: ``MIN_TASKS`` tasks per image for the thread pool.
+SUPER_TILES, MIN_TASKS = 16, 16
 
 
 @dataclass(frozen=True)
@@ -157,46 +162,50 @@ def emit_conv2d_pointwise(
             micros[key] = _emit_micro(module, fname, t, c, plane, cols, rows, epi)
         return micros[key]
 
-    nblocks = packed_blocks(m, 1)
-    row_blocks = [(blk, r0) for blk in range(nblocks) for r0 in range(0, CHANNEL_BLOCK, t.mr)]
-    row_blocks = [(blk, r0) for blk, r0 in row_blocks if blk * CHANNEL_BLOCK + r0 < m]
+    full_rb, tail_rows = divmod(m, t.mr)  # row blocks of mr channels (+ one partial)
+    sup = max(1, min(SUPER_TILES, ntiles // MIN_TASKS))
+    nsup = -(-ntiles // sup)
 
-    def tiles(b, lo, hi, args) -> None:  # (image, pixel tile) pairs [lo, hi)
+    def tiles(b, lo, hi, args) -> None:  # (image, super tile) pairs [lo, hi)
         x, w, out = args[0], args[1], args[n_args - 1]
         bias = args[2] if has_bias else None
         res = args[2 + has_bias] if has_residual else None
-        with for_range(b, lo, hi, name="pt") as idx:
-            ni = b.udiv(idx, i64(ntiles))
-            ti = b.urem(idx, i64(ntiles))
-            p0 = b.mul(ti, i64(t.nr))
-            x_t = gep(b, x, b.add(b.mul(ni, i64(c * plane)), p0))
-            o_t = b.add(b.mul(ni, i64(m * plane)), p0)
-            is_tail = b.icmp_unsigned("==", ti, i64(full)) if tail else None
+        with for_range(b, lo, hi, name="st") as idx:
+            ni = b.udiv(idx, i64(nsup))
+            t0 = b.mul(b.urem(idx, i64(nsup)), i64(sup))
+            t1 = b.add(t0, i64(sup))
+            t1 = b.select(b.icmp_unsigned("<", t1, i64(full)), t1, i64(full))
+            x_n = gep(b, x, b.mul(ni, i64(c * plane)))
+            o_n = b.mul(ni, i64(m * plane))
 
-            def blocks(cols: int) -> None:
-                for blk, r0 in row_blocks:
-                    m0 = blk * CHANNEL_BLOCK + r0
-                    rows = min(t.mr, m - m0)
-                    call = [x_t, gep(b, w, i64(blk * c * CHANNEL_BLOCK + r0))]
-                    call.append(gep(b, out, b.add(o_t, i64(m0 * plane))))
+            def row_block(rb, rows: int) -> None:
+                m0 = b.mul(rb, i64(t.mr))
+                w_rb = b.add(b.mul(b.udiv(m0, i64(CHANNEL_BLOCK)), i64(c * CHANNEL_BLOCK)),
+                             b.urem(m0, i64(CHANNEL_BLOCK)))  # fmt: skip
+                o_rb = b.add(o_n, b.mul(m0, i64(plane)))
+
+                def call(p0, cols: int) -> None:
+                    ops = [gep(b, x_n, p0), gep(b, w, w_rb), gep(b, out, b.add(o_rb, p0))]
                     if bias is not None:
-                        call.append(gep(b, bias, i64(m0)))
+                        ops.append(gep(b, bias, m0))
                     if res is not None:
-                        call.append(gep(b, res, b.add(o_t, i64(m0 * plane))))
-                    b.call(micro(cols, rows), call)
+                        ops.append(gep(b, res, b.add(o_rb, p0)))
+                    b.call(micro(cols, rows), ops)
 
-            if is_tail is None:
-                blocks(t.nr)
-            elif full == 0:
-                blocks(tail)
-            else:
-                with b.if_else(is_tail) as (then, otherwise):
-                    with then:
-                        blocks(tail)
-                    with otherwise:
-                        blocks(t.nr)
+                with for_range(b, t0, t1, name="pt") as ti:
+                    call(b.mul(ti, i64(t.nr)), t.nr)
+                if tail:  # the partial last tile belongs to the last super tile
+                    last = b.icmp_unsigned(">=", b.add(t0, i64(sup)), i64(ntiles))
+                    with b.if_then(last):
+                        call(i64(full * t.nr), tail)
+
+            if full_rb:
+                with for_range(b, 0, full_rb, name="rb") as rb:
+                    row_block(rb, t.mr)
+            if tail_rows:
+                row_block(i64(full_rb), tail_rows)
 
     work = 2 * n * m * c * plane
-    parallel_for(b, n * ntiles, list(all_args), tiles, work=work)
+    parallel_for(b, n * nsup, list(all_args), tiles, work=work)
     b.ret_void()
     return KernelFn(fn)

@@ -17,6 +17,7 @@ from llvmlite import ir
 
 from nnc.backends.llvm import loops
 from nnc.backends.llvm.kernels import KernelFn
+from nnc.backends.llvm.kernels import qconv_implicit as qimp
 from nnc.backends.llvm.kernels import qdepthwise as qdw
 from nnc.backends.llvm.kernels.conv_shape import ConvShape
 from nnc.backends.llvm.kernels.qgemm import I8_PTR, QMicroCache, QTiling, emit_tiles
@@ -56,10 +57,10 @@ def _emit_pad_planes(b, src, dst, planes: int, h: int, w: int, pads, fill, flip:
                 loops.store_at(b, b.xor(v, ir.Constant(I8, 0x80)) if flip else v, d_row, x)
 
 
-def _emit_im2col(b, geo: dict, g: int, padded, panel) -> None:
+def _emit_im2col(b, geo: dict, g: int, padded, panel, flip: bool = False) -> None:
     """Fill the B panel ``[kg/g][pp][g]`` from one group's zero-point padded planes: per k
     group the ``g`` taps are gathered per pixel (taps past ``kg`` repeat the last one;
-    their weights are 0)."""
+    their weights are 0); ``flip`` xors 0x80 into every byte (planes read in place)."""
     hp, wp, oh, ow, pp = geo["hp"], geo["wp"], geo["oh"], geo["ow"], geo["pp"]
     kh_n, kw_n, kg = geo["kh"], geo["kw"], geo["kg"]
     (sh, sw), (dh, dw) = geo["strides"], geo["dil"]
@@ -76,11 +77,60 @@ def _emit_im2col(b, geo: dict, g: int, padded, panel) -> None:
         with for_range(b, 0, oh, name="ioh") as y:
             s_off = b.mul(y, i64(sh * wp))
             dst = gep(b, dst_k, b.mul(y, i64(ow * g)))
-            with for_range(b, 0, ow, name="iow") as xo:
-                s_idx = b.add(s_off, b.mul(xo, i64(sw)))
-                d_idx = b.mul(xo, i64(g))
-                for t, src in enumerate(srcs):
-                    loops.store_at(b, loops.load_at(b, src, s_idx), dst, b.add(d_idx, i64(t)))
+            if 4 <= ow < 48:  # LLVM vectorizes long rows itself, not short ones
+                _im2col_row_vectors(b, srcs, s_off, dst, ow, sw, g, flip)
+            else:
+                _im2col_row_scalar(b, srcs, s_off, dst, ow, sw, g, flip)
+
+
+def _im2col_row_scalar(b, srcs, s_off, dst, ow: int, sw: int, g: int, flip: bool) -> None:
+    """One output row of the panel, byte by byte (narrow rows)."""
+    with for_range(b, 0, ow, name="iow") as xo:
+        s_idx = b.add(s_off, b.mul(xo, i64(sw)))
+        d_idx = b.mul(xo, i64(g))
+        for t, src in enumerate(srcs):
+            v = loops.load_at(b, src, s_idx)
+            v = b.xor(v, ir.Constant(I8, 0x80)) if flip else v
+            loops.store_at(b, v, dst, b.add(d_idx, i64(t)))
+
+
+def _im2col_row_vectors(b, srcs, s_off, dst, ow: int, sw: int, g: int, flip: bool) -> None:
+    """One output row of the panel in chunks of ``W`` pixels (16, 8 or 4, at most ``ow``):
+    per tap one (strided: wider, then shuffled) byte vector load, one interleaving shuffle
+    to ``[W][g]`` and one store. A last partial chunk is redone at ``ow - W`` (the
+    overlapping bytes are rewritten with the same values); loads never pass the row."""
+    width = 16 if ow >= 16 else 8 if ow >= 8 else 4
+    vec = ir.VectorType(I8, width)
+    span = ir.VectorType(I8, (width - 1) * sw + 1)
+    flip_v = ir.Constant(vec, [0x80] * width)
+
+    def cat(x, y):
+        n = x.type.count
+        return b.shuffle_vector(x, y, ir.Constant(ir.VectorType(I32, 2 * n), list(range(2 * n))))
+
+    def chunk(xo):
+        s_idx = b.add(s_off, b.mul(xo, i64(sw)))
+        vals = []
+        for src in srcs:
+            raw = b.load(b.bitcast(gep(b, src, s_idx), span.as_pointer()), align=1)
+            if sw > 1:
+                lanes = ir.Constant(ir.VectorType(I32, width), [i * sw for i in range(width)])
+                raw = b.shuffle_vector(raw, ir.Constant(span, ir.Undefined), lanes)
+            vals.append(b.xor(raw, flip_v) if flip else raw)
+        while len(vals) > 1:
+            vals = [cat(vals[i], vals[i + 1]) for i in range(0, len(vals), 2)]
+        out = vals[0]
+        if g > 1:
+            mask = [t * width + p for p in range(width) for t in range(g)]
+            out = b.shuffle_vector(out, ir.Constant(out.type, ir.Undefined),
+                                   ir.Constant(ir.VectorType(I32, g * width), mask))  # fmt: skip
+        b.store(out, b.bitcast(gep(b, dst, b.mul(xo, i64(g))), out.type.as_pointer()), align=1)
+
+    full = ow // width
+    with for_range(b, 0, full, name="iow") as ci:
+        chunk(b.mul(ci, i64(width)))
+    if ow % width:
+        chunk(i64(ow - width))
 
 
 def _emit_depthwise(b, module, name: str, d: dict, dom: ActDomain, params, w2d, x, res, out):
@@ -149,6 +199,7 @@ def emit_qconv(
     r_zp: int = 0,
     r_dtype: str | None = None,
     target=None,
+    implicit: bool | None = None,
 ) -> KernelFn:
     """Quantized NCHW conv; args ``x, [r], y, scratch``.
 
@@ -157,7 +208,9 @@ def emit_qconv(
     ``pads`` = (top, left, bottom, right). Output ``y`` ``[N, M, OH, OW]`` of ``y_dtype``
     (u8/i8 requantized, or f32 dequantized); the residual ``r`` has y's shape and dtype
     ``r_dtype``. Weights and per-channel constants are packed into globals ``name.*``.
-    Numeric contract: ``requant.py``; ISA choice: ``qisa.select_qisa``.
+    Numeric contract: ``requant.py``; ISA choice: ``qisa.select_qisa``. ``implicit``:
+    use the implicit-GEMM path (``qconv_implicit``) where it applies (None: its
+    ``qconv_implicit.preferred`` default; False: always im2col).
     """
     isa = select_qisa(target or module_target(module))
     wq = as_array(w).astype(np.int8)
@@ -184,11 +237,17 @@ def emit_qconv(
     plane = (h + pt + pb) * (wd + pl + pr)
     d = dict(n=n, c=c, h=h, w=wd, m=m, oh=oh, ow=ow, kh=kh, kw=kw, strides=(sh, sw),
              dil=(dh, dw), pads=(pt, pl, pb, pr), sh=sh, sw=sw, dh=dh, dw=dw, pt=pt, pl=pl,
-             pb=pb, pr=pr, x_zp=int(x_zp), x_signed=x_dtype == "i8")  # fmt: skip
+             pb=pb, pr=pr, x_zp=int(x_zp), x_signed=x_dtype == "i8",
+             has_res=r_dtype is not None)  # fmt: skip
     width = qdw.vector_width(isa.width, ow)
-    scratch = ceil_to(kgp * pp, 64) + ceil_to(cg * plane, 64)
+    padding = any(pads)  # else im2col reads the input planes in place
+    scratch = ceil_to(kgp * pp, 64) + (ceil_to(cg * plane, 64) if padding else 0)
     if depthwise:
         scratch = qdw.scratch_bytes(d, width) if fma_dw else ceil_to(plane, 64)
+    use_imp = not depthwise and qimp.eligible(isa, d, group)
+    use_imp = use_imp and (qimp.preferred(d) if implicit is None else implicit)
+    if use_imp:
+        scratch = qimp.scratch_bytes(d, ob, r_dtype is not None)
     has_res = r_dtype is not None
     fn, b, args = loops.new_function(module, name, 2 + has_res, scratch=True)
     x = b.bitcast(args[0], I8_PTR)
@@ -203,6 +262,10 @@ def emit_qconv(
         _emit_depthwise(b, module, name, d, dom, params, w2d, x, res, out)
         b.ret_void()
         return KernelFn(fn, scratch)
+    if use_imp:
+        qimp.emit_implicit(b, module, name, isa, d, dom, params, wq, x, res, out, args[-1])
+        b.ret_void()
+        return KernelFn(fn, scratch)
     panel = args[-1]
     padded = gep(b, panel, ceil_to(kgp * pp, 64))
     wrows = b.bitcast(const_global(module, f"{name}.wpack", pad_rows(w2d, kgp)), I8_PTR)
@@ -214,8 +277,11 @@ def emit_qconv(
     with for_range(b, 0, n, name="img") as img, for_range(b, 0, group, name="grp") as gi:
         x_grp = gep(b, x, b.mul(b.add(b.mul(img, i64(group)), gi), i64(cg * h * wd)))
         zp = ir.Constant(I8, dom.zp & 0xFF)
-        _emit_pad_planes(b, x_grp, padded, cg, h, wd, (pt, pl, pb, pr), zp, dom.flip)
-        _emit_im2col(b, geo, g, padded, panel)
+        if padding:
+            _emit_pad_planes(b, x_grp, padded, cg, h, wd, (pt, pl, pb, pr), zp, dom.flip)
+            _emit_im2col(b, geo, g, padded, panel)
+        else:
+            _emit_im2col(b, geo, g, x_grp, panel, dom.flip)
         ch0 = b.mul(gi, i64(mg))
         pos = b.mul(b.add(b.mul(img, i64(m)), ch0), i64(p))
         emit_tiles(

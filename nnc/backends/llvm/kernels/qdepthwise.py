@@ -11,7 +11,9 @@ Exactness: every product is an integer of magnitude <= 255 * 128 and at most
 ``MAX_TAPS`` of them are summed, so every partial sum is an integer below 2**24 and
 float32 represents it exactly, in any order and with or without fusing; ``fptosi(acc)``
 is the exact int32 accumulator of ``requant.py``'s contract, which the shared epilogue
-then requantizes (bias not folded: the zero point was subtracted while widening).
+then requantizes (bias not folded: the zero point was subtracted while widening). When
+``|bias| + taps * 255 * 128 < 2**24`` the accumulator starts at ``f32(bias)`` instead
+and the epilogue takes the (still exact) float sum as ``f32(acc + bias)`` directly.
 
 Row tails: the last chunk overlaps the previous one (``ow >= W``: the overlapped outputs
 are written twice with the same value) or uses masked residual loads and stores
@@ -72,30 +74,55 @@ def _masked(module, b, kind: str, vec: ir.VectorType, ptr, count: int, value=Non
     return None
 
 
-def _widen_plane(b, d: dict, src, dst, zp: int, signed: bool) -> None:
-    """``dst`` phase planes <- float32(x - zp) of one ``[h, w]`` byte plane, 0 in the pads."""
+def _widen_plane(b, d: dict, src, dst, zp: int, signed: bool, width: int) -> None:
+    """``dst`` phase planes <- float32(x - zp) of one ``[h, w]`` byte plane, 0 in the pads.
+
+    Per padded row, blocks of ``width`` phase columns whose ``sw * width`` input bytes
+    are all inside the row are one vector load split into the phases by shuffles; the
+    columns left over on either side go one by one."""
     hp, wq, _ = _geometry(d)
     h, w, s, pt, pl = d["h"], d["w"], d["sw"], d["pt"], d["pl"]
     zero, zpc = ir.Constant(F32, 0.0), ir.Constant(I32, zp)
     ext = b.sext if signed else b.zext
-    for p in range(s):
-        phase = gep(b, dst, p * hp * wq)
-        inside = [q for q in range(wq) if pl <= q * s + p < pl + w]
-        q_lo, q_hi = (inside[0], inside[-1] + 1) if inside else (0, 0)
-        pad_cols = [q for q in range(wq) if not q_lo <= q < q_hi]
-        for y in [*range(pt), *range(pt + h, hp)]:  # pad rows
+    phases = [gep(b, dst, p * hp * wq) for p in range(s)]
+    vin, vi32 = ir.VectorType(I8, s * width), ir.VectorType(I32, width)
+    zpv = splat(b, zpc, width)
+    # Vector blocks: q0 in [qa, qb) with 0 <= q0*s - pl and q0*s - pl + s*width <= w.
+    qa = -(-pl // s)
+    n_blocks = max(0, (w + pl - s * width) // s - qa + 1) // width
+
+    def widen_one(row_in, rows_out, q, p):
+        v = b.sub(ext(loops.load_at(b, row_in, b.add(b.mul(q, i64(s)), i64(p - pl))), I32), zpc)
+        loops.store_at(b, b.sitofp(v, F32), rows_out[p], q)
+
+    for y in [*range(pt), *range(pt + h, hp)]:  # pad rows
+        for phase in phases:
             with for_range(b, 0, wq, name="zr") as q:
                 loops.store_at(b, zero, phase, b.add(q, i64(y * wq)))
-        with for_range(b, 0, h, name="wy") as y:
-            row = gep(b, phase, b.mul(b.add(y, i64(pt)), i64(wq)))
-            for q in pad_cols:
-                loops.store_at(b, zero, row, q)
-            if q_hi > q_lo:
-                s_row = gep(b, src, b.mul(y, i64(w)))
-                with for_range(b, q_lo, q_hi, name="wq") as q:
-                    col = b.add(b.mul(q, i64(s)), i64(p - pl))
-                    v = b.sub(ext(loops.load_at(b, s_row, col), I32), zpc)
-                    loops.store_at(b, b.sitofp(v, F32), row, q)
+    with for_range(b, 0, h, name="wy") as y:
+        row_in = gep(b, src, b.mul(y, i64(w)))
+        off = b.mul(b.add(y, i64(pt)), i64(wq))
+        rows_out = [gep(b, ph, off) for ph in phases]
+        qb = qa + n_blocks * width
+        if n_blocks:
+            with for_range(b, 0, n_blocks, name="wb") as blk:
+                q0 = b.add(b.mul(blk, i64(width)), i64(qa))
+                raw = b.load(b.bitcast(gep(b, row_in, b.sub(b.mul(q0, i64(s)), i64(pl))),
+                                       vin.as_pointer()), align=1)  # fmt: skip
+                for p in range(s):
+                    lanes = ir.Constant(vi32, [p + s * i for i in range(width)])
+                    v = b.shuffle_vector(raw, ir.Constant(vin, ir.Undefined), lanes)
+                    f = b.sitofp(b.sub(ext(v, vi32), zpv), ir.VectorType(F32, width))
+                    b.store(f, b.bitcast(gep(b, rows_out[p], q0), f.type.as_pointer()), align=4)
+        for p in range(s):
+            inside = [q for q in range(wq) if pl <= q * s + p < pl + w]
+            q_lo, q_hi = (inside[0], inside[-1] + 1) if inside else (0, 0)
+            for q in [q for q in range(wq) if not q_lo <= q < q_hi]:
+                loops.store_at(b, zero, rows_out[p], q)
+            for lo, hi in [(q_lo, qa), (qb, q_hi)] if n_blocks else [(q_lo, q_hi)]:
+                if hi > lo:
+                    with for_range(b, lo, hi, name="wq") as q:
+                        widen_one(row_in, rows_out, q, p)
 
 
 def emit_depthwise_rows(b, module, d: dict, params: Params, w2d, x, res, out, pad, width: int):
@@ -119,14 +146,19 @@ def emit_depthwise_rows(b, module, d: dict, params: Params, w2d, x, res, out, pa
     oty = ir.VectorType(F32 if ob == 4 else I8, width)
     out_t = b.bitcast(out, oty.element.as_pointer())
     taps = [(i, j) for i in range(kh_n) for j in range(kw_n)]
+    max_bias = int(abs(params.bias.astype("int64")).max()) if params.bias.size else 0
+    bias_in_acc = max_bias + len(taps) * 255 * 128 < 1 << 24
     with for_range(b, 0, n, name="img") as img, for_range(b, 0, c, name="ch") as ch:
         plane = gep(b, x, b.mul(b.add(b.mul(img, i64(c)), ch), i64(d["h"] * d["w"])))
-        _widen_plane(b, d, plane, pad, d["x_zp"], d["x_signed"])
+        _widen_plane(b, d, plane, pad, d["x_zp"], d["x_signed"], width)
         with for_range(b, 0, mg, name="mult") as j:
             co = b.add(b.mul(ch, i64(mg)), j)
             w_co = gep(b, wglob, b.mul(co, i64(kh_n * kw_n)))
             wts = [splat(b, loops.load_at(b, w_co, t), width) for t in range(len(taps))]
             bias = splat(b, loops.load_at(b, bias_g, co), width)
+            acc0 = ir.Constant(vec, None)
+            if bias_in_acc:  # start from f32(bias): the sums stay exact integers
+                acc0 = b.sitofp(bias, vec)
             mult = splat(b, loops.load_at(b, mult_g, co), width)
             fbias = splat(b, loops.load_at(b, fb_g, co), width) if fb_g is not None else None
             plane_out = b.mul(b.add(b.mul(img, i64(m)), co), i64(oh * ow))
@@ -139,7 +171,7 @@ def emit_depthwise_rows(b, module, d: dict, params: Params, w2d, x, res, out, pa
                 o_row = b.add(plane_out, b.mul(oy, i64(ow)))
 
                 def chunk(q0, count):
-                    acc = ir.Constant(vec, None)
+                    acc = acc0
                     for t, tap in enumerate(taps):
                         run = b.load(b.bitcast(gep(b, rows[tap], q0), vec.as_pointer()), align=4)
                         acc = b.call(fma, [wts[t], run, acc])
@@ -151,7 +183,8 @@ def emit_depthwise_rows(b, module, d: dict, params: Params, w2d, x, res, out, pa
                         rv = (b.load(b.bitcast(rptr, rvec.as_pointer()), align=1)
                               if count == width else
                               _masked(module, b, "load", rvec, rptr, count))  # fmt: skip
-                    y = emit_epilogue(b, module, epi, b.fptosi(acc, ivec), bias, mult, fbias, rv)
+                    iacc = acc if bias_in_acc else b.fptosi(acc, ivec)
+                    y = emit_epilogue(b, module, epi, iacc, bias, mult, fbias, rv)
                     optr = gep(b, out_t, idx)
                     if count == width:
                         b.store(y, b.bitcast(optr, oty.as_pointer()), align=1)

@@ -59,7 +59,11 @@ class QMicro:
     ``ncols`` valid columns, ``kq`` k groups (a multiple of ``unroll``; see module doc).
     ``row_chan`` indexes the per-channel arrays by row (else by column). Sizes, strides
     and the epilogue's numbers are run-time arguments, so one function serves every
-    layer with the same tile shape and epilogue kind (``epi`` is an ``epilogue_key``)."""
+    layer with the same tile shape and epilogue kind (``epi`` is an ``epilogue_key``).
+
+    ``taps`` (implicit-GEMM conv, ``qconv_implicit``): when set, each of the ``kq`` loop
+    steps consumes ``len(taps)`` k groups, the ``t``-th read from B at byte offset
+    ``taps[t]`` of the step (steps are ``b_kq`` bytes apart; ``unroll`` is then 1)."""
 
     isa: QIsa
     mr: int
@@ -69,6 +73,7 @@ class QMicro:
     act_signed: bool
     row_chan: bool
     epi: Epilogue
+    taps: tuple[int, ...] = ()
 
 
 def _ptr(b, base, offset, ty):
@@ -147,17 +152,26 @@ def _emit_micro(module: ir.Module, fname: str, spec: QMicro) -> ir.Function:
     dot, w, g, unroll = _Dot(module, spec), spec.isa.width, spec.isa.group, spec.unroll
     nrv = -(-spec.ncols // w)
     accs = [[b.alloca(dot.vec) for _ in range(nrv)] for _ in range(spec.mr)]
-    for row in accs:
-        for slot in row:
-            b.store(ir.Constant(dot.vec, None), slot)
+    for r, row in enumerate(accs):  # start from the folded bias (the epilogue adds 0)
+        for v, slot in enumerate(row):
+            if spec.row_chan:
+                init = splat(b, loops.load_at(b, bias, r), w)
+            else:
+                init = b.load(_ptr(b, bias, v * w, ir.VectorType(I32, w)), align=4)
+            b.store(init, slot)
     a_rows = [gep(b, a, b.mul(a_row, i64(r))) for r in range(spec.mr)]
-    b_step = b.mul(b_kq, i64(unroll))
-    with for_range(b, 0, b.sdiv(kq, i64(unroll)), name="k") as o:
+    per = len(spec.taps) or unroll
+    b_step = b_kq if spec.taps else b.mul(b_kq, i64(unroll))
+    steps = kq if spec.taps else b.sdiv(kq, i64(unroll))
+    with for_range(b, 0, steps, name="k") as o:
         b_o = gep(b, bp, b.mul(o, b_step))
-        a_off = b.mul(o, i64(unroll * g))
+        a_off = b.mul(o, i64(per * g))
         vals = [[b.load(s) for s in row] for row in accs]
-        for u in range(unroll):
-            b_u = gep(b, b_o, b.mul(b_kq, i64(u))) if u else b_o
+        for u in range(per):
+            if spec.taps:
+                b_u = gep(b, b_o, i64(spec.taps[u])) if spec.taps[u] else b_o
+            else:
+                b_u = gep(b, b_o, b.mul(b_kq, i64(u))) if u else b_o
             bv = [dot.b(b, gep(b, b_u, v * w * g)) for v in range(nrv)]
             for r in range(spec.mr):
                 av = dot.a(b, gep(b, a_rows[r], b.add(a_off, i64(u * g))))
@@ -187,15 +201,14 @@ def _emit_store(b, module, spec: QMicro, accs, bias, mult, fbias, res, out, ldc,
     w, epi = spec.isa.width, spec.epi
     ety = F32 if epi.y_dtype == "f32" else I8
     out_t = b.bitcast(out, ety.as_pointer())
+    bv = ir.Constant(ir.VectorType(I32, w), None)  # the bias is in the accumulators
     for r in range(spec.mr):
         if spec.row_chan:
-            bv = splat(b, loops.load_at(b, bias, r), w)
             mv = splat(b, loops.load_at(b, mult, r), w)
             fv = splat(b, loops.load_at(b, fbias, r), w) if epi.f_bias else None
         for v in range(len(accs[r])):
             valid = min(w, spec.ncols - v * w)
             if not spec.row_chan:
-                bv = b.load(_ptr(b, bias, v * w, ir.VectorType(I32, w)), align=4)
                 mv = b.load(_ptr(b, mult, v * w, ir.VectorType(F32, w)), align=4)
                 fv = None
                 if epi.f_bias:
@@ -232,7 +245,8 @@ class QTiling:
     """A ``rows x cols`` int8 GEMM over operands laid out for ``QMicro`` (see module doc).
 
     The B panel's column ``j`` starts at byte ``j * g``; per-channel arrays are padded to
-    a multiple of ``nr`` when indexed by column."""
+    a multiple of ``nr`` when indexed by column. ``taps``: see ``QMicro`` (``kq`` then
+    counts loop steps of ``len(taps)`` k groups each)."""
 
     rows: int
     cols: int
@@ -244,6 +258,7 @@ class QTiling:
     act_signed: bool
     row_chan: bool
     epi: Epilogue
+    taps: tuple[int, ...] = ()
 
 
 def _gep_nn(b, ptr, index):
@@ -257,6 +272,15 @@ def _blocks(total: int, step: int) -> list[tuple[int, int, int]]:
     return [r for r in ((step, 0, full), (tail, full * step, int(tail > 0))) if r[2]]
 
 
+def _cols_outer(isa: QIsa, t: QTiling) -> bool:
+    """Whether re-reading A once per column block moves fewer bytes than re-reading B once
+    per row block (B counted as its im2col size for ``taps`` tilings too: the order
+    measured no different there)."""
+    kbytes = t.kq * isa.group * max(1, len(t.taps))
+    a_bytes, b_bytes = t.rows * kbytes, t.cols * kbytes
+    return a_bytes * -(-t.cols // isa.nr) <= b_bytes * -(-t.rows // isa.mr)
+
+
 def emit_tiles(b, cache: QMicroCache, isa: QIsa, t: QTiling, a, bp, bias, mult, fbias, res, out):
     """Call the micro-kernels over every tile of ``t``.
 
@@ -266,14 +290,13 @@ def emit_tiles(b, cache: QMicroCache, isa: QIsa, t: QTiling, a, bp, bias, mult, 
     """
     ob = t.epi.out_bytes
     col_runs, row_runs = _blocks(t.cols, isa.nr), _blocks(t.rows, isa.mr)
-    a_bytes, b_bytes = t.rows * t.kq * isa.group, t.cols * t.kq * isa.group
-    cols_outer = a_bytes * -(-t.cols // isa.nr) <= b_bytes * -(-t.rows // isa.mr)
-    unroll = next(u for u in (4, 2, 1) if t.kq % u == 0)
+    cols_outer = _cols_outer(isa, t)
+    unroll = 1 if t.taps else next(u for u in (4, 2, 1) if t.kq % u == 0)
     key = epilogue_key(t.epi)
     sizes = [i64(t.kq), i64(t.a_row), i64(t.b_kq), i64(t.ldc), *epilogue_args(t.epi)]
 
     def call(i0, mr, j0, ncols):
-        spec = QMicro(isa, mr, ncols, unroll, t.act_is_a, t.act_signed, t.row_chan, key)
+        spec = QMicro(isa, mr, ncols, unroll, t.act_is_a, t.act_signed, t.row_chan, key, t.taps)
         ch = i0 if t.row_chan else j0
         pos = b.add(b.mul(i0, i64(t.ldc)), j0)
         args = [

@@ -2,7 +2,8 @@
 elements``, exactly the float max pool on the dequantized values, since per-tensor
 dequantization is monotone (``fold-qdq`` moves max pools onto the integers). Padding
 never wins (it is -inf in the float op); a window with no in-bounds element gives qmin.
-Args: ``x, out`` (passed as ``float*``, bitcast to i8).
+Args: ``x, out`` (passed as ``float*``, bitcast to i8). Also the integer global average
+pool (``nn.qglobal_avg_pool``, ``emit_qglobal_avg_pool``).
 
 Code shape (as ``pool.py``): per axis, border outputs (some taps out of bounds) are
 emitted one by one with their static tap lists; the interior is a runtime loop with the
@@ -11,12 +12,16 @@ taps unrolled and no bounds checks, so the code size does not grow with the plan
 
 from __future__ import annotations
 
+import math
+
 from llvmlite import ir
 
 from nnc.backends.llvm import loops
 from nnc.backends.llvm.kernels import KernelFn
 from nnc.backends.llvm.kernels.pool import Axis, pool_out_size
-from nnc.backends.llvm.loops import for_range, gep, i64, load_at, store_at
+from nnc.backends.llvm.kernels.requant import Epilogue, emit_epilogue
+from nnc.backends.llvm.loops import F32, I32, for_range, gep, i64, load_at, store_at
+from nnc.ir import ops_quant as oq
 
 I8 = ir.IntType(8)
 
@@ -76,5 +81,41 @@ def emit_qmax_pool2d(
         if hi > lo:
             with for_range(b, lo, hi, name="oh") as oh:
                 out_row(xin, yout, oh, range(hax.k))
+    b.ret_void()
+    return KernelFn(fn)
+
+
+def emit_qglobal_avg_pool(
+    module: ir.Module,
+    name: str,
+    *,
+    x_shape,
+    x_dtype: str,
+    x_scale: float,
+    x_zp: int,
+    y_scale: float,
+    y_zp: int,
+    dtype: str,
+) -> KernelFn:
+    """``nn.qglobal_avg_pool`` (contract in ``nnc/ir/ops_quant.py``): per plane an exact
+    int32 sum of ``x - x_zp`` (a vectorizable reduction), then the requant epilogue with
+    ``qavg_multiplier``. Args ``x, out`` (i8/u8)."""
+    n, c = x_shape[:2]
+    count = math.prod(x_shape[2:])
+    lo, hi = oq.qrange(dtype)
+    epi = Epilogue(dtype, int(y_zp), lo, hi)
+    mult = ir.Constant(F32, float(oq.qavg_multiplier(x_scale, y_scale, count)))
+    fn, b, (x, y) = loops.new_function(module, name, 2)
+    src, out = b.bitcast(x, I8.as_pointer()), b.bitcast(y, I8.as_pointer())
+    ext = b.sext if x_dtype == "i8" else b.zext
+    acc = b.alloca(I32)
+    with for_range(b, 0, n * c, name="nc") as plane:
+        xin = gep(b, src, b.mul(plane, i64(count)))
+        b.store(ir.Constant(I32, 0), acc)
+        with for_range(b, 0, count, name="i") as i:
+            b.store(b.add(b.load(acc), ext(load_at(b, xin, i), I32)), acc)
+        total = b.sub(b.load(acc), ir.Constant(I32, count * int(x_zp)))
+        zero = ir.Constant(I32, 0)
+        store_at(b, emit_epilogue(b, module, epi, total, zero, mult), out, plane)
     b.ret_void()
     return KernelFn(fn)

@@ -185,12 +185,14 @@ def emit_epilogue(
     ``acc`` is ``<n x i32>`` or ``i32``; ``bias`` (i32), ``mult`` (f32) and ``fbias`` have
     its shape (per-channel values broadcast or loaded); ``res`` is the i8 residual.
     ``values`` (run-time parameters of acc's shape) replace ``epi``'s numbers when given.
+    A float32 ``acc`` is taken as ``f32(acc + bias)`` already (exact; ``bias`` unused).
     """
     fty, ity = _like(acc.type, F32), _like(acc.type, I32)
+    float_acc = acc.type == fty  # already f32(acc + bias), exactly (caller's guarantee)
     if values is None:
         values = EpiValues(epi.y_zp, epi.qmin - epi.y_zp, epi.qmax - epi.y_zp, epi.r_zp,
                            epi.r_mult, epi.f_lo, epi.f_hi)  # fmt: skip
-    t = b.fmul(b.sitofp(b.add(acc, bias), fty), mult)
+    t = b.fmul(acc if float_acc else b.sitofp(b.add(acc, bias), fty), mult)
     if epi.y_dtype == "f32":
         if fbias is not None:
             t = b.fadd(t, fbias)
@@ -201,6 +203,8 @@ def emit_epilogue(
         t = b.fadd(t, b.fmul(r, _num(fty, values.r_mult)))
     suffix = f"v{fty.count}f32" if isinstance(fty, ir.VectorType) else "f32"
     rint = intrinsic(module, f"llvm.rint.{suffix}", fty, [fty])
-    t = _fclamp(b, b.call(rint, [t]), values.q_lo, values.q_hi)
+    # clamp then round: equal to round then clamp (integer bounds), and lets x86 fuse the
+    # rounding into the conversion (vcvtps2dq)
+    t = b.call(rint, [_fclamp(b, t, values.q_lo, values.q_hi)])
     q = b.add(b.fptosi(t, ity), _num(ity, values.y_zp))
     return b.trunc(q, _like(acc.type, ir.IntType(8)))

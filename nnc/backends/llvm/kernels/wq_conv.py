@@ -1,5 +1,8 @@
-"""Weight-only convolution with per-channel-tile decode (``nn.wq_conv``, ``act_quant =
-"none"``, ``group == 1``).
+"""Weight-only convolution (``nn.wq_conv``, ``act_quant = "none"``, ``group == 1``).
+
+Compute-bound layers (``wq_cache.cache_algo``: Winograd by the float32 cost rule, or at
+least ``wq_cache.CACHE_PIXELS`` output pixels) decode their weight once, on the first
+run, and run the float32 kernel (``wq_cache.py``). The others, below, decode per tile.
 
 The direct conv kernel (``conv_direct.py``) computes a tile of ``CH`` output channels
 (``direct_tile(module).channels``: 32 on AVX-512, 16 elsewhere) from its ``c16`` packed
@@ -34,6 +37,7 @@ from nnc.backends.llvm.kernels import KernelFn
 from nnc.backends.llvm.kernels.activation import emit_activation
 from nnc.backends.llvm.kernels.conv_direct import direct_tile, emit_conv2d_direct
 from nnc.backends.llvm.kernels.conv_shape import ConvShape
+from nnc.backends.llvm.kernels.wq_cache import cache_algo, emit_wq_conv_cached, winograd_ok
 from nnc.backends.llvm.kernels.wq_decode import GroupParams, decode_row, row_ptr
 from nnc.backends.llvm.kernels.wq_gemm import WQTile, emit_wq_gemm, group_loops, padded_ld
 from nnc.backends.llvm.kernels.wq_pack import BLOCK, WQLayout
@@ -45,6 +49,17 @@ MAX_TASKS = 16
 #: Output planes up to this many pixels run as im2col + ``wq_gemm`` (None: when the plane
 #: fits two register row blocks, i.e. ``wq_gemm`` decodes in registers).
 GEMM_PIXELS: int | None = None
+#: The ``algo`` of ``emit_wq_conv`` when its argument is None (tests override it).
+ALGO = "auto"
+
+
+def spec_algo(x_shape, w_shape, strides, pads, dilations) -> str:
+    """The ``algo`` lowering puts in a ``wq_conv`` kernel spec: ``ALGO`` unless "auto",
+    else ``wq_cache.cache_algo`` ("tile" for None). Target independent."""
+    if ALGO != "auto":
+        return ALGO
+    shape = ConvShape.checked(x_shape, w_shape, strides, pads, dilations, 1)
+    return cache_algo(shape) or "tile"
 
 
 def _decode_panel(b, lay: WQLayout, gp: GroupParams, wp, blk0, nblk: int, panel) -> None:
@@ -83,11 +98,27 @@ def emit_wq_conv(
     dilations=(1, 1),
     group: int = 1,
     w_layout: str = "wq16",
+    algo: str | None = None,
+    weight_id: int = 0,
 ) -> KernelFn:
-    """Weight-only conv, ``group == 1``, ``wq16`` weights (module docstring)."""
+    """Weight-only conv, ``group == 1``, ``wq16`` weights (module docstring). ``algo``
+    (default ``ALGO``): ``"auto"`` (``wq_cache.cache_algo``), ``"tile"`` (decode per tile
+    / in registers), or a decode-once float32 algorithm of ``wq_cache.py`` (Winograd
+    where it applies, else ``"direct"``). Decode-once kernels hold one weight's cache:
+    lowering gives every weight its own ``weight_id`` so kernel specs are not shared."""
     if group != 1 or w_layout != "wq16":
         raise ValueError("wq_conv handles group 1 convs on wq16 weights")
     shape = ConvShape.checked(x_shape, w_shape, strides, pads, dilations, group)
+    algo = ALGO if algo is None else algo
+    cached = cache_algo(shape) if algo == "auto" else None if algo == "tile" else algo
+    if cached is not None and cached.startswith("winograd") and not winograd_ok(shape):
+        cached = "direct"
+    if cached is not None:
+        lay = WQLayout(storage, shape.m, shape.c * shape.kh * shape.kw, group_size, has_zp)
+        act = (activation, act_alpha, act_beta)
+        return emit_wq_conv_cached(module, name, cached, shape, lay, has_bias=has_bias,
+                                   has_residual=has_residual, act=act)  # fmt: skip
+    del weight_id  # per-tile kernels keep no state: any weight
     limit = 2 * WQTile(module).mr if GEMM_PIXELS is None else GEMM_PIXELS
     if shape.oh * shape.ow <= limit:
         return _emit_as_gemm(module, name, shape, storage, group_size, has_zp, has_bias,

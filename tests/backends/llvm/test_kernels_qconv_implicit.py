@@ -1,0 +1,96 @@
+"""qconv's implicit-GEMM path (``qconv_implicit``: channel-quad interleaved padded input,
+virtual columns, per-tap offsets, stride phases, residual expansion, output compaction):
+bit-exact against the exact integer reference for the VNNI flavours, plus its gating."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_kernels_quant import (
+    NP,
+    RANGE,
+    assert_equal,
+    conv_acc,
+    epilogue_ref,
+    quant_params,
+    run_kernel,
+)
+
+from nnc.backends.llvm.kernels import qconv_implicit as qimp
+from nnc.backends.llvm.kernels.qconv import emit_qconv
+from nnc.backends.llvm.kernels.qisa import ISAS
+
+
+@st.composite
+def implicit_cases(draw):
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    c, m = draw(st.integers(1, 10)), draw(st.integers(1, 20))
+    kh, kw = draw(st.sampled_from([(3, 3), (1, 3), (2, 2), (5, 5), (3, 1)]))
+    strides = draw(st.sampled_from([(1, 1), (2, 2), (1, 2)]))
+    pads = tuple(draw(st.integers(0, 2)) for _ in range(4))
+    h = draw(st.integers(max(1, kh - pads[0] - pads[2]), 12))
+    wd = draw(st.integers(max(1, kw - pads[1] - pads[3]), 40))
+    n = draw(st.integers(1, 2))
+    oh = (h + pads[0] + pads[2] - kh) // strides[0] + 1
+    ow = (wd + pads[1] + pads[3] - kw) // strides[1] + 1
+    q = draw(quant_params(m, (n, m, oh, ow), rng))
+    q["flavour"] = draw(st.sampled_from(["vnni512", "vnni256"]))
+    lo, hi = RANGE[q["x_dtype"]]
+    x = rng.integers(lo, hi + 1, (n, c, h, wd)).astype(NP[q["x_dtype"]])
+    w = rng.integers(-128, 128, (m, c, kh, kw)).astype(np.int8)
+    return q, x, w, dict(strides=strides, pads=pads, dilations=(1, 1), group=1)
+
+
+def check(q, x, w, geo, implicit=True):
+    acc = conv_acc(x, w, geo["strides"], geo["pads"], geo["dilations"], 1, q["x_zp"])
+    if q["bias"] is not None and q["y_dtype"] != "f32":
+        acc = acc + q["bias"][None, :, None, None]
+    ref = epilogue_ref(acc, q, 1)
+    out = run_kernel(emit_qconv, q, x, ref.shape, x_shape=x.shape, w=w, implicit=implicit, **geo)
+    assert_equal(out, ref)
+
+
+@given(implicit_cases())
+@settings(max_examples=25, deadline=None)
+def test_implicit_matches_exact_reference(case):
+    check(*case)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_resnet_like_layer_both_paths(stride):
+    """A wide 3x3 layer (vector chunks with overlap, several column tiles, residual)."""
+    rng = np.random.default_rng(stride)
+    c, m, h = 12, 9, 23
+    x = rng.integers(0, 256, (1, c, h, h)).astype(np.uint8)
+    w = rng.integers(-128, 128, (m, c, 3, 3)).astype(np.int8)
+    oh = (h + 2 - 3) // stride + 1
+    q = dict(
+        x_dtype="u8", y_dtype="u8", x_zp=7, x_scale=0.02, act="relu", lo=0.0, hi=0.0,
+        w_scale=rng.uniform(0.001, 0.003, m).astype(np.float32), fbias=None, y_scale=0.3,
+        y_zp=2, bias=rng.integers(-500, 500, m).astype(np.int32), r_dtype="u8", r_zp=5,
+        r_scale=0.2, res=rng.integers(0, 256, (1, m, oh, oh)).astype(np.uint8),
+        flavour="vnni512",
+    )  # fmt: skip
+    geo = dict(strides=(stride, stride), pads=(1, 1, 1, 1), dilations=(1, 1), group=1)
+    for implicit in (True, False):
+        check(q, x, w, geo, implicit)
+
+
+def test_gating_and_weight_order():
+    d = dict(kh=3, kw=3, strides=(1, 1), dil=(1, 1))
+    assert qimp.eligible(ISAS["vnni512"], d, 1)
+    assert not qimp.eligible(ISAS["sdot"], d, 1)  # aarch64 keeps im2col
+    assert not qimp.eligible(ISAS["madd512"], d, 1)
+    assert not qimp.eligible(ISAS["vnni512"], d, 2)
+    assert not qimp.eligible(ISAS["vnni512"], {**d, "dil": (2, 2)}, 1)
+    assert not qimp.eligible(ISAS["vnni512"], {**d, "kh": 1, "kw": 1}, 1)
+    # default: implicit unless quad padding adds > 20% MACs (C=3 stems keep im2col)
+    assert [qimp.preferred({"c": c}) for c in (3, 4, 6, 7, 64)] == [False, True, False, True, True]
+    w = np.arange(2 * 5 * 2 * 3).reshape(2, 5, 2, 3).astype(np.int8)
+    rows = qimp.implicit_weights(w)
+    assert rows.shape == (2, 2 * 2 * 3 * 4)
+    # k = ((quad * KH + i) * KW + j) * 4 + lane holds channel quad*4 + lane of tap (i, j)
+    assert rows[1, ((1 * 2 + 1) * 3 + 2) * 4 + 0] == w[1, 4, 1, 2]
+    assert (rows[:, ((1 * 2 + 0) * 3 + 0) * 4 + 1 :: 4][:, :6] == 0).all()  # padded channels

@@ -1,0 +1,26 @@
+// RUN: nnc-opt %s -p nchwc-layout | filecheck %s
+
+// conv -> relu -> conv: one to_blocked at the input, one from_blocked at the output;
+// the relu runs on the blocked tensor (17 channels: two blocks of 16, zero tail).
+
+// CHECK-LABEL: func.func @main
+// CHECK:         %[[XB:.*]] = "nn.to_blocked"(%0) <{block = 16 : i64}> : (tensor<1x2x3x3xf32>) -> tensor<1x1x3x3x16xf32>
+// CHECK:         %[[A:.*]] = "nn.conv_blocked"(%[[XB]], %{{.*}}) {{.*}} -> tensor<1x2x3x3x16xf32>
+// CHECK-NEXT:    %[[R:.*]] = "nn.relu"(%[[A]]) : (tensor<1x2x3x3x16xf32>) -> tensor<1x2x3x3x16xf32>
+// CHECK:         %[[B:.*]] = "nn.conv_blocked"(%[[R]], %{{.*}}) {{.*}} -> tensor<1x1x3x3x16xf32>
+// CHECK-NEXT:    %[[Y:.*]] = "nn.from_blocked"(%[[B]]) <{channels = 8 : i64}> : (tensor<1x1x3x3x16xf32>) -> tensor<1x8x3x3xf32>
+// CHECK-NEXT:    func.return %[[Y]]
+// CHECK-NOT:     nn.to_blocked
+// CHECK-NOT:     nn.from_blocked
+// CHECK-NOT:     "nn.conv"
+
+builtin.module {
+  func.func @main(%0: tensor<1x2x3x3xf32>) -> tensor<1x8x3x3xf32> attributes {nn.input_names = ["x"], nn.output_names = ["y"]} {
+    %1 = "nn.constant"() <{value = #nn.weight<"f32", [17, 2, 1, 1], "0x0000803F0000803F0000803F0000803F0000803F0000803F0000803F0000803F0000803F0000803F0000803F0000803F0000803F0000803F0000803F0000803F0000803F0000803F0000803F0000803F0000803F0000803F0000803F0000803F0000803F0000803F0000803F0000803F0000803F0000803F0000803F0000803F0000803F0000803F">}> : () -> tensor<17x2x1x1xf32>
+    %2 = "nn.conv"(%0, %1) <{strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, group = 1 : i64, activation = "none", act_alpha = 0.000000e+00 : f64, act_beta = 0.000000e+00 : f64, operandSegmentSizes = array<i32: 1, 1, 0, 0>}> : (tensor<1x2x3x3xf32>, tensor<17x2x1x1xf32>) -> tensor<1x17x3x3xf32>
+    %3 = "nn.relu"(%2) : (tensor<1x17x3x3xf32>) -> tensor<1x17x3x3xf32>
+    %4 = "nn.constant"() <{value = #nn.weight<"f32", [8, 17, 1, 1], "0x0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F0000003F">}> : () -> tensor<8x17x1x1xf32>
+    %5 = "nn.conv"(%3, %4) <{strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, group = 1 : i64, activation = "none", act_alpha = 0.000000e+00 : f64, act_beta = 0.000000e+00 : f64, operandSegmentSizes = array<i32: 1, 1, 0, 0>}> : (tensor<1x17x3x3xf32>, tensor<8x17x1x1xf32>) -> tensor<1x8x3x3xf32>
+    func.return %5 : tensor<1x8x3x3xf32>
+  }
+}
