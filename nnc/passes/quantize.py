@@ -17,8 +17,10 @@ with ``w_scale[m] = max|w[m]| / 127`` (per-channel; per-tensor: the max over all
 (int32), activation parameters from the calibrated ranges (u8 asymmetric by default,
 s8 with zero point 0 when ``symmetric``). Gemm (``trans_a = 0``, bias broadcasting to
 (N,)) and matmul with a constant rank-2 right operand become ``nn.qgemm``
-(``w = alpha * op(B)^T``). Fused activations other than none/relu/clip, and layers whose
-input or output has no calibrated range, stay float. ``fold-qdq`` then removes the
+(``w = alpha * op(B)^T``). A gemm/matmul with another fused activation (e.g. GELU from
+``fuse-gelu``; no calibrated pre-activation range to requantize to) becomes int8-dynamic
+(below: int8 weights, activation in float); such convs, and layers whose input or output
+has no calibrated range, stay float. ``fold-qdq`` then removes the
 ``dequantize -> quantize`` pairs between consecutive integer layers. Without any ranges
 (no calibration data) ``int8`` falls back to ``int8-dynamic`` and the report says so.
 
@@ -33,7 +35,8 @@ Preconditions (otherwise the layer stays float and the report says why): conv/ge
 matmul weight (and bias) are ``nn.constant``; f32; gemm without ``trans_a`` and with a
 bias broadcasting to (N,); matmul with a rank-2 constant right operand; for int8 static,
 calibrated ranges (``calibrate``) on the layer's input, output and residual, and a fused
-activation among none/relu/clip. Per-group granularity only for weight-only modes.
+activation among none/relu/clip (gemm without residual: any, via int8-dynamic).
+Per-group granularity only for weight-only modes.
 A layer with the discardable attribute ``nn.quant_mode`` (set by mixed precision) is
 quantized only when it equals ``mode`` ("float": never).
 
@@ -264,7 +267,11 @@ class QuantizePass(ModulePass):
         op = layer.op
         epi = _epilogue(op)
         if epi["activation"] not in INT_ACTIVATIONS:
-            return f"activation '{epi['activation']}' cannot be fused into an integer op"
+            if layer.is_conv or layer.residual is not None:
+                return f"activation '{epi['activation']}' cannot be fused into an integer op"
+            # e.g. gemm + gelu (fuse-gelu): no pre-activation range to requantize to, so
+            # int8 weights with activations quantized per call, activation in float.
+            return self._weight_only(layer, "int8-dynamic")
         rx, ry = get_range(layer.x), get_range(op.results[0])
         rr = None if layer.residual is None else get_range(layer.residual)
         if rx is None or ry is None or (layer.residual is not None and rr is None):

@@ -4,7 +4,8 @@
 // RUN: nnc-opt %s -p 'quantize{mode=int8-dynamic}' | filecheck %s --check-prefix=DYN
 
 // conv(x, w, b) + relu with calibrated ranges x in [-1, 1], y in [0, 2.55], then a gemm
-// with a sigmoid (not fusable into an integer op: stays float under int8).
+// with a sigmoid (not an integer epilogue: under int8 the gemm takes int8 weights with
+// dynamically quantized activations, and the sigmoid runs in float).
 // int8: x -> u8 with scale 2/255 (0x3C008081), zp 127; w per-channel scales 1/127, 2/127;
 // w = [1, -0.5 | 0.25, 2] -> [127, -64 | 16, 127] = 0x7FC0107F (rint half to even);
 // bias 0.5 / (2/255 * 1/127) = 8096 = 0x1FA0; y scale 0.01, zp 0.
@@ -20,8 +21,9 @@
 // INT8-SAME:  out_dtype = "u8", activation = "relu"
 // INT8-NEXT:  %[[D:.*]] = "nn.dequantize"(%[[Y]])
 // INT8-NEXT:  "nn.reshape"(%[[D]])
-// INT8:       "nn.gemm"
-// INT8-SAME:  activation = "sigmoid"
+// INT8:       "nn.wq_gemm"
+// INT8-SAME:  storage = "i8"
+// INT8-SAME:  act_quant = "dynamic", activation = "sigmoid"
 // INT8-NOT:   nn.qgemm
 
 // INT4-LABEL: func.func @main

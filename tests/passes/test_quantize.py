@@ -120,6 +120,33 @@ def test_weight_only_gemm_modes(seed, mode, granularity, weight_symmetric):
     assert (err <= bound * 1.01).all(), (err - bound).max()
 
 
+@given(seeds)
+def test_int8_static_gemm_with_gelu_uses_dynamic_activations(seed):
+    """A gemm with a fused GELU (fuse-gelu) has no pre-activation range to requantize to:
+    static int8 makes it int8-dynamic (int8 weights, GELU in float) instead of float."""
+    rng = np.random.default_rng(seed)
+    k, n = int(rng.integers(1, 70)), int(rng.integers(1, 9))
+    b = GraphBuilder()
+    x = b.add_input("x", (3, k))
+    w, c = rand(rng, (k, n)), rand(rng, (n,))
+    y = b.insert(GemmOp(x, b.constant(w), b.constant(c), activation="gelu"))
+    before = b.finish([("y", y)])
+    xin = rand(rng, (3, k))
+    annotate_ranges(before, [[xin]], "minmax")
+    after = apply_pass(before, QuantizePass(mode="int8"))
+    assert (count(after, GemmOp), count(after, QGemmOp), count(after, WQGemmOp)) == (0, 0, 1)
+    op = next(o for o in after.walk() if isinstance(o, WQGemmOp))
+    assert (op.prop("act_quant"), op.prop("activation")) == ("dynamic", "gelu")
+    y0, y1 = interpret(before, [xin])[0], interpret(after, [xin])[0]
+    # pre-activation bound of the dynamic scheme (test above); GELU is 1.13-Lipschitz
+    step = 2 * np.abs(w).max(axis=0) / 254
+    s_a = (max(xin.max(), 0) - min(xin.min(), 0)) / 255
+    pre = step / 2 * np.abs(xin).sum(axis=1, keepdims=True) + s_a / 2 * np.abs(w).sum(axis=0)
+    bound = 1.13 * (pre * 1.01 + s_a * step * k) + 1e-5 * (1 + np.abs(y0))
+    err = np.abs(y1.astype(np.float64) - y0)
+    assert (err <= bound).all(), (err - bound).max()
+
+
 def test_int4_weights_are_packed_and_small():
     rng = np.random.default_rng(0)
     b = GraphBuilder()

@@ -237,6 +237,9 @@ class _Codegen:
         base = b.gep(ws, [pad])
 
         def pointer(buf: Buffer) -> ir.Value:
+            if buf.parent is not None:  # a view: its parent's pointer + offset
+                at = b.gep(b.bitcast(pointer(buf.parent), I8_PTR), [ir.Constant(I64, buf.offset)])
+                return b.bitcast(at, F32_PTR)
             if buf.kind in ("input", "output"):
                 return io_ptrs[(buf.kind, buf.index)]
             if buf.kind == "weight":

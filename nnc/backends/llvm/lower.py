@@ -713,6 +713,45 @@ def _live_ops(ops: list[Operation], returned: list[SSAValue]) -> set[int]:
     return live
 
 
+def _concat_views(ops: list[Operation]) -> dict[SSAValue, Buffer]:
+    """In-place concats: ``{concat result: its buffer, operand: view of that buffer}``.
+
+    A float32 ``nn.concat`` whose leading dims (before ``axis``) are all 1 is a run of
+    contiguous slices; when every operand is the only result of a kernel op (not a
+    weight, reshape, input or another concat), is used by this concat alone and starts at
+    a 64-byte multiple, each producer writes straight into its slice and the concat
+    emits no step (``Buffer.parent``; the planner keeps the whole buffer live).
+    """
+    views: dict[SSAValue, Buffer] = {}
+    for op in ops:
+        if not isinstance(op, osh.ConcatOp):
+            continue
+        out = TensorSpec.of(op.results[0])
+        axis = op.prop("axis") % len(out.shape)
+        if out.dtype != "f32" or math.prod(out.shape[:axis]) != 1:
+            continue
+        slices, offset = [], 0
+        for v in op.operands:
+            owner = v.owner
+            if (
+                not isinstance(owner, NNOp)
+                or isinstance(owner, (oc.ConstantOp, osh.ReshapeOp, osh.ConcatOp))
+                or len(owner.results) != 1
+                or len(list(v.uses)) != 1
+                or v in views
+                or offset % 64
+            ):
+                break
+            slices.append((v, offset, _nbytes(TensorSpec.of(v))))
+            offset += slices[-1][2]
+        else:
+            parent = Buffer("temp", _nbytes(out), "f32", label=op.name)
+            views[op.results[0]] = parent
+            for v, off, n in slices:
+                views[v] = Buffer("view", n, "f32", label=op.name, parent=parent, offset=off)
+    return views
+
+
 class _Lowering:
     def __init__(self, module: ModuleOp):
         self.fn = main_func(module)
@@ -724,6 +763,7 @@ class _Lowering:
         self.buffers: dict[SSAValue, Buffer] = {}
         self.weight_index: dict[WeightAttr, Buffer] = {}
         self.packed_index: dict[tuple, Buffer] = {}
+        self.views: dict[SSAValue, Buffer] = {}  # _concat_views
         inputs = []
         for i, (arg, name) in enumerate(zip(block.args, in_names)):
             spec = _check_static(arg, f"input '{name}'")
@@ -737,6 +777,7 @@ class _Lowering:
 
     def run(self) -> LoweredModel:
         live = _live_ops(self.ops, self.returned)
+        self.views = _concat_views([op for op in self.ops if id(op) in live])
         for op in self.ops:
             if id(op) in live:
                 self.lower_op(op)
@@ -773,6 +814,9 @@ class _Lowering:
             return
         if not isinstance(op, NNOp):
             raise UnsupportedOpError(f"op '{op.name}' is not supported by the LLVM backend")
+        if isinstance(op, osh.ConcatOp) and op.results[0] in self.views:  # in place: no step
+            self.buffers[op.results[0]] = self.views[op.results[0]]
+            return
         kernel = kernel_spec_for(op)
         ins = [self.buffers[v] for v in op.operands]
         int_kernel = kernel.emitter in INT_KERNELS
@@ -795,7 +839,8 @@ class _Lowering:
         outs = []
         for r in op.results:
             spec = TensorSpec.of(r)
-            outs.append(Buffer("temp", _nbytes(spec), spec.dtype, label=op.name))
+            view = self.views.get(r)  # an in-place concat's slice
+            outs.append(view or Buffer("temp", _nbytes(spec), spec.dtype, label=op.name))
             self.buffers[r] = outs[-1]
         for buf in (*ins, *outs):
             int_ok = int_kernel or kernel.emitter in (

@@ -119,13 +119,13 @@ def plan_workspace(model: LoweredModel, scratch_of: Callable[[KernelSpec], int])
     steps = []
     scratch_total = 0
     for t, step in enumerate(model.steps):
-        writes = [id(b) for b in step.outputs]
+        writes = [id(b.root()) for b in step.outputs]  # a view keeps its parent live
         scratch = scratch_of(step.kernel)
         if scratch:
             sizes[("scratch", t)] = scratch
             writes.append(("scratch", t))
             scratch_total += scratch
-        steps.append(([id(b) for b in step.inputs], writes))
+        steps.append(([id(b.root()) for b in step.inputs], writes))
     placement = assign_offsets(lifetimes(steps, sizes))
     temp_offsets = {k: v for k, v in placement.offsets.items() if isinstance(k, int)}
     scratch_offsets = {k[1]: v for k, v in placement.offsets.items() if isinstance(k, tuple)}

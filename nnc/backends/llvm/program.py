@@ -45,8 +45,10 @@ class KernelSpec:
 class Buffer:
     """Storage for one or more values: a model input/output, a weight or a temporary.
 
-    ``kind`` is ``input``, ``output``, ``weight`` or ``temp``; ``index`` numbers inputs,
-    outputs and weights. Identity (not value) equality: one object per storage.
+    ``kind`` is ``input``, ``output``, ``weight``, ``temp`` or ``view``; ``index`` numbers
+    inputs, outputs and weights. A ``view`` is the ``nbytes`` at byte ``offset`` of
+    ``parent`` (a concat's operand written in place into the concat's buffer); it is live
+    whenever its parent is. Identity (not value) equality: one object per storage.
     """
 
     kind: str
@@ -54,6 +56,12 @@ class Buffer:
     dtype: str = "f32"
     index: int = -1
     label: str = ""
+    parent: Buffer | None = None
+    offset: int = 0
+
+    def root(self) -> Buffer:
+        """The storage this buffer lives in (itself unless it is a view)."""
+        return self.parent.root() if self.parent is not None else self
 
 
 @dataclass
@@ -105,6 +113,7 @@ class LoweredModel:
         seen: dict[int, Buffer] = {}
         for step in self.steps:
             for buf in (*step.inputs, *step.outputs):
+                buf = buf.root()
                 if buf.kind == "temp":
                     seen.setdefault(id(buf), buf)
         return list(seen.values())

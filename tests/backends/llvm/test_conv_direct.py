@@ -101,6 +101,8 @@ def _case(x_shape, w_shape, strides=(1, 1), pads=(1, 1, 1, 1), group=1, **kw) ->
         _case((1, 3, 29, 27), (20, 3, 7, 7), strides=(2, 2), pads=(3, 3, 3, 3)),  # stem-like
         _case((1, 16, 6, 6), (40, 16, 1, 1), pads=(0, 0, 0, 0), has_bias=False),  # 1x1
         _case((2, 12, 9, 10), (24, 4, 3, 3), group=3, activation="clip"),
+        # K = 27 <= NARROW_K: one-block tiles, 3 of them (the last 8 channels)
+        _case((1, 3, 23, 25), (40, 3, 3, 3), strides=(2, 2), pads=(0, 0, 1, 1)),
     ],
 )
 def test_direct_conv_edges(p):

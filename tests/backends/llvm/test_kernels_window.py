@@ -85,3 +85,14 @@ def test_depthwise_wide_rows(k, stride, mult, w, neon):
         _conv_check(p)
     finally:
         mp.undo()
+
+
+@pytest.mark.parametrize("w, pads", [(111, (0, 0, 0, 0)), (27, (1, 1, 1, 1)), (40, (0, 1, 0, 2))])
+def test_max_pool_strided_separable(w, pads):
+    """3x3 stride-2 ceil-mode max pools (SqueezeNet) take the rows-first path: exact."""
+    x = np.random.default_rng(5).standard_normal((1, 3, 9, w)).astype(np.float32)
+    args = dict(kernel=(3, 3), strides=(2, 2), pads=pads)
+    ref = pool_ref(x, "max", args["kernel"], args["strides"], pads, (1, 1), True)
+    out = _run(emit_max_pool2d, [x], ref.shape, x_shape=x.shape, dilations=(1, 1),
+               ceil_mode=True, **args)  # fmt: skip
+    assert np.array_equal(out, ref.astype(np.float32))

@@ -122,3 +122,71 @@ def test_bare_metal_is_serial():
     target = parse_target("thumbv7em-none-unknown-eabihf")
     gen = generate_module(lower_module(data_parallel_model()), target, "net", threads=4)
     assert "pthread" not in gen.ir_text and "nnc.parallel_for" not in gen.ir_text
+
+
+def _int8(module, shape, seed: int = 0, quant: str = "int8"):
+    """``module`` statically quantized to int8 (min/max ranges of two random inputs; the
+    quantization pipeline folds the q/dq pairs between layers)."""
+    from nnc.quant.driver import quantize_module
+
+    rng = np.random.default_rng(seed)
+    samples = [[rng.standard_normal(shape).astype(np.float32)] for _ in range(2)]
+    quantize_module(module, quant, samples if quant == "int8" else None, measure=False)
+    module.verify()
+    return module
+
+
+def int8_cnn():
+    """Every int8 conv kernel family: implicit-GEMM 3x3 (s1, s2), im2col (C=3 stem, 1x1,
+    grouped), depthwise, an int8 max pool and global pool, an int8 Gemm; the input is
+    big enough for a parallel quantize."""
+    g = ModelBuilder(5)
+    x = g.add_input("x", (2, 3, 32, 32))
+    y = g.conv(x, 16, 3, act="relu")
+    y = g.insert(oc.MaxPoolOp(y, kernel=(3, 3), strides=(2, 2), pads=(1, 1, 1, 1)))
+    y = g.conv(y, 24, 3, act="relu")
+    y = g.conv(y, 24, 3, 2, act="relu", group=24)
+    e = g.conv(y, 64, 1, act="relu")
+    y = g.conv(e, 32, 3, 2, act="relu", group=2)
+    y = g.conv(y, 32, 3, residual=y, act="relu")
+    y = g.insert(oc.GlobalAvgPoolOp(y))
+    y = g.insert(osh.ReshapeOp(y, shape=(2, 32)))
+    y = g.dense(y, 10)
+    return _int8(g.finish([("y", y)]), (2, 3, 32, 32))
+
+
+def int8_mlp():
+    """int8 Gemms with many rows (row and column tiles with tails)."""
+    g = ModelBuilder(6)
+    x = g.add_input("x", (37, 40))
+    y = g.dense(x, 100, act="relu")
+    y = g.dense(y, 50)
+    return _int8(g.finish([("y", y)]), (37, 40))
+
+
+def dynamic_mlp():
+    """Dynamically quantized Gemms (run-time activation scale, int8 tiles)."""
+    g = ModelBuilder(7)
+    x = g.add_input("x", (37, 40))
+    y = g.dense(x, 100, act="relu")
+    return _int8(g.finish([("y", y)]), (37, 40), quant="int8-dynamic")
+
+
+@pytest.mark.parametrize(
+    ("make", "op"),
+    [(int8_cnn, "nn.qconv"), (int8_mlp, "nn.qgemm"), (dynamic_mlp, "nn.wq_gemm")],
+)
+def test_int8_threads_give_the_serial_bits(tmp_path, make, op):
+    module = make()
+    assert op in {o.name for o in module.walk()}
+    serial = _run_built(tmp_path, module, 1, "serial")
+    threaded = _run_built(tmp_path, module, 2, "threaded")
+    rng = np.random.default_rng(1)
+    xs = [rng.standard_normal(t.shape).astype(np.float32) for t in serial.inputs]
+    want = serial.run(xs)
+    for got in (threaded.run(xs), threaded.run(xs)):
+        for w, g in zip(want, got, strict=True):
+            np.testing.assert_array_equal(g, w)
+    ref = interpret(module, xs)
+    for w, r in zip(want, ref, strict=True):
+        np.testing.assert_allclose(w, r, rtol=1e-4, atol=1e-4)

@@ -22,7 +22,7 @@ from nnc.backends.llvm.kernels.activation import fmax
 from nnc.backends.llvm.kernels.gemm import entry_alloca, tile_shape
 from nnc.backends.llvm.kernels.simd import splat, store_lanes, vec_type
 from nnc.backends.llvm.kernels.window import emit_plane, run_width
-from nnc.backends.llvm.loops import f32, for_range, gep, i64, load_at, store_at
+from nnc.backends.llvm.loops import I32, f32, for_range, gep, i64, load_at, store_at
 from nnc.backends.llvm.parallel import parallel_for
 
 Shape = tuple[int, ...]
@@ -128,6 +128,8 @@ def _vector_plane(b, module, p: _Pool, vec: ir.VectorType, xp, yp) -> None:
     pad = splat(b, f32(lowest if p.kind == "max" else 0.0), vec)
     vmax = loops.intrinsic(module, f"llvm.maxnum.v{vec.count}f32", vec, [vec, vec])
 
+    separable = p.kind == "max" and wax.s > 1 and wax.d == 1 and wax.k > 1
+
     def row_body(khs, oh):
         yrow = gep(b, yp, b.mul(oh, i64(wax.out)))
         count_h = len(khs)  # interior rows: every kernel row
@@ -135,6 +137,9 @@ def _vector_plane(b, module, p: _Pool, vec: ir.VectorType, xp, yp) -> None:
             count_h = hax.padded_count(oh.constant)
 
         def chunk(b, q0, ch, loads) -> None:
+            if separable and khs:
+                _max_chunk_separable(b, module, p, vec, khs, ch, loads, yrow, q0)
+                return
             acc = None
             for kh in khs:
                 for kw in ch.taps:
@@ -151,6 +156,33 @@ def _vector_plane(b, module, p: _Pool, vec: ir.VectorType, xp, yp) -> None:
         return chunk
 
     emit_plane(b, module, hax, wax, vec, xp, pad, row_body)
+
+
+def _max_chunk_separable(b, module, p: _Pool, vec, khs, ch, loads, yrow, q0) -> None:
+    """A strided max chunk with the kernel rows reduced first: per run start ``j * s``
+    (``j < ceil(k / s)``) the ``s * width``-lane runs of every kernel row are maxed
+    (vertical), then tap ``kw = j * s + r`` is lane phase ``r`` of run ``j`` (one shuffle
+    per tap instead of one per (kh, kw)). Lanes outside the row read as ``lowest``, which
+    never wins a max; the result equals the tap-by-tap max."""
+    s, k = p.wax.s, p.wax.k
+    wide_t = ir.VectorType(vec.element, vec.count * s)
+    vmax_w = loops.intrinsic(module, f"llvm.maxnum.v{wide_t.count}f32", wide_t, [wide_t, wide_t])
+    vmax = loops.intrinsic(module, f"llvm.maxnum.v{vec.count}f32", vec, [vec, vec])
+    runs = []
+    for j in range(-(-k // s)):
+        m = None
+        for kh in khs:
+            v = loads.wide(kh, j * s)
+            m = v if m is None else b.call(vmax_w, [m, v])
+        runs.append(m)
+    acc = None
+    undef = ir.Constant(wide_t, ir.Undefined)
+    for kw in range(k):
+        j, r = divmod(kw, s)
+        lanes = ir.Constant(ir.VectorType(I32, vec.count), [i * s + r for i in range(vec.count)])
+        v = b.shuffle_vector(runs[j], undef, lanes)
+        acc = v if acc is None else b.call(vmax, [acc, v])
+    store_lanes(b, module, acc, gep(b, yrow, q0), ch.count)
 
 
 def _inv_counts(p: _Pool, count_h, ch, vec) -> ir.Constant:

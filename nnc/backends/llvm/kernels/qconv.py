@@ -34,6 +34,7 @@ from nnc.backends.llvm.kernels.qpack import (
 )
 from nnc.backends.llvm.kernels.requant import emit_epilogue
 from nnc.backends.llvm.loops import F32, I8, I32, for_range, gep, i64
+from nnc.backends.llvm.parallel import parallel_for
 
 Shape = tuple[int, ...]
 
@@ -60,27 +61,36 @@ def _emit_pad_planes(b, src, dst, planes: int, h: int, w: int, pads, fill, flip:
 def _emit_im2col(b, geo: dict, g: int, padded, panel, flip: bool = False) -> None:
     """Fill the B panel ``[kg/g][pp][g]`` from one group's zero-point padded planes: per k
     group the ``g`` taps are gathered per pixel (taps past ``kg`` repeat the last one;
-    their weights are 0); ``flip`` xors 0x80 into every byte (planes read in place)."""
+    their weights are 0); ``flip`` xors 0x80 into every byte (planes read in place). The
+    k groups are tasks of ``parallel_for`` (disjoint panel rows)."""
     hp, wp, oh, ow, pp = geo["hp"], geo["wp"], geo["oh"], geo["ow"], geo["pp"]
     kh_n, kw_n, kg = geo["kh"], geo["kw"], geo["kg"]
     (sh, sw), (dh, dw) = geo["strides"], geo["dil"]
-    with for_range(b, 0, -(-kg // g), name="ikq") as kq:
-        srcs = []
-        for t in range(g):
-            k = b.add(b.mul(kq, i64(g)), i64(t))
-            k = b.select(b.icmp_signed("<", k, i64(kg)), k, i64(kg - 1))
-            c, r = b.udiv(k, i64(kh_n * kw_n)), b.urem(k, i64(kh_n * kw_n))
-            kh, kw = b.udiv(r, i64(kw_n)), b.urem(r, i64(kw_n))
-            off = b.add(b.mul(c, i64(hp * wp)), b.add(b.mul(kh, i64(dh * wp)), b.mul(kw, i64(dw))))
-            srcs.append(gep(b, padded, off))
-        dst_k = gep(b, panel, b.mul(kq, i64(pp * g)))
-        with for_range(b, 0, oh, name="ioh") as y:
-            s_off = b.mul(y, i64(sh * wp))
-            dst = gep(b, dst_k, b.mul(y, i64(ow * g)))
-            if 4 <= ow < 48:  # LLVM vectorizes long rows itself, not short ones
-                _im2col_row_vectors(b, srcs, s_off, dst, ow, sw, g, flip)
-            else:
-                _im2col_row_scalar(b, srcs, s_off, dst, ow, sw, g, flip)
+    nkq = -(-kg // g)
+
+    def body(b, lo, hi, args):  # k groups [lo, hi) (parallel_for body)
+        padded, panel = args
+        with for_range(b, lo, hi, name="ikq") as kq:
+            srcs = []
+            for t in range(g):
+                k = b.add(b.mul(kq, i64(g)), i64(t))
+                k = b.select(b.icmp_signed("<", k, i64(kg)), k, i64(kg - 1))
+                c, r = b.udiv(k, i64(kh_n * kw_n)), b.urem(k, i64(kh_n * kw_n))
+                kh, kw = b.udiv(r, i64(kw_n)), b.urem(r, i64(kw_n))
+                off = b.add(b.mul(c, i64(hp * wp)),
+                            b.add(b.mul(kh, i64(dh * wp)), b.mul(kw, i64(dw))))  # fmt: skip
+                srcs.append(gep(b, padded, off))
+            dst_k = gep(b, panel, b.mul(kq, i64(pp * g)))
+            with for_range(b, 0, oh, name="ioh") as y:
+                s_off = b.mul(y, i64(sh * wp))
+                dst = gep(b, dst_k, b.mul(y, i64(ow * g)))
+                if 4 <= ow < 48:  # LLVM vectorizes long rows itself, not short ones
+                    _im2col_row_vectors(b, srcs, s_off, dst, ow, sw, g, flip)
+                else:
+                    _im2col_row_scalar(b, srcs, s_off, dst, ow, sw, g, flip)
+
+    # work: bytes read and written
+    parallel_for(b, nkq, [padded, panel], body, work=2 * nkq * g * pp, name="im2col")
 
 
 def _im2col_row_scalar(b, srcs, s_off, dst, ow: int, sw: int, g: int, flip: bool) -> None:

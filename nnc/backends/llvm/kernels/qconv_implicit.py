@@ -13,6 +13,8 @@ the B operand ``vpdpbusd`` wants. The weights are packed as rows ``[M][C/4][KH][
 (``implicit_weights``) and broadcast, per-channel params by row as in ``qconv``. The
 micro-kernel is ``qgemm``'s with ``QMicro.taps``. The requantized rows land in scratch
 ``[M][OH*WQ]`` and are compacted to NCHW; a residual is first expanded to that layout.
+The interleave (by channel quad), the GEMM tiles and the row copies run on the thread
+pool when big enough (``parallel``; no task's code depends on the cut).
 Numeric contract: ``requant.py`` (bit-identical to the im2col path: same integer sums,
 same epilogue).
 """
@@ -27,8 +29,11 @@ from nnc.backends.llvm.kernels.qgemm import I8_PTR, QMicroCache, QTiling, emit_t
 from nnc.backends.llvm.kernels.qisa import QIsa
 from nnc.backends.llvm.kernels.qpack import ceil_to, const_global, param_globals
 from nnc.backends.llvm.loops import I8, I32, I64, VOID, for_range, gep, i64
+from nnc.backends.llvm.parallel import parallel_blocks, parallel_for
 
 I1 = ir.IntType(1)
+#: Rows per task of the parallel residual expansion and output compaction.
+ROWS = 64
 #: Taps per k step above which the unrolled micro-kernel body gets too large.
 MAX_TAPS = 25
 
@@ -99,7 +104,7 @@ def _emit_interleave(b, x, x4, d: dict, g: dict, zp: int, flip: bool) -> None:
         x0 = sw * x0p + bb - pl
         return x0p, x0, (w - 1 - x0) // sw + 1 if x0 < w else 0
 
-    def quad(cq, lanes: int) -> None:
+    def quad(b, x, x4, cq, lanes: int) -> None:
         with for_range(b, 0, h, name="xy") as y:
             rows = []
             for t in range(lanes):
@@ -116,10 +121,13 @@ def _emit_interleave(b, x, x4, d: dict, g: dict, zp: int, flip: bool) -> None:
                 _emit_row(b, [gep(b, r, x0) for r in rows], gep(b, x4, b.mul(pix, i64(4))),
                           n, sw, zp, flip, w - x0)  # fmt: skip
 
-    with for_range(b, 0, c // 4, name="xq") as cq:
-        quad(cq, 4)
+    def quads(bb, lo, hi, args):  # full channel quads [lo, hi) (parallel_for body)
+        with for_range(bb, lo, hi, name="xq") as cq:
+            quad(bb, args[0], args[1], cq, 4)
+
+    parallel_for(b, c // 4, [x, x4], quads, work=2 * c * h * w, name="x4")
     if c % 4:
-        quad(i64(c // 4), c % 4)
+        quad(b, x, x4, i64(c // 4), c % 4)
 
 
 def _emit_row(b, rows, dst, n: int, step: int, zp: int, flip: bool, room: int) -> None:
@@ -193,10 +201,18 @@ def emit_implicit(b, module, name: str, isa: QIsa, d: dict, dom, params, wts, x,
                          dom.flip)  # fmt: skip
         base = b.mul(img, i64(m * oh * ow))
         if has_res:
-            with for_range(b, 0, m * oh, name="rr") as r:
-                src = gep(b, res, b.add(base, b.mul(r, i64(ow))))
-                _memcpy(b, gep(b, rv, b.mul(r, i64(wq))), src, ow)
+
+            def expand(bb, lo, hi, a):  # residual rows [lo, hi) (parallel_blocks body)
+                with for_range(bb, lo, hi, name="rr") as r:
+                    src = gep(bb, a[0], bb.add(a[2], bb.mul(r, i64(ow))))
+                    _memcpy(bb, gep(bb, a[1], bb.mul(r, i64(wq))), src, ow)
+
+            parallel_blocks(b, m * oh, ROWS, [res, rv, base], expand, work=2 * m * oh * ow)
         emit_tiles(b, cache, isa, tiling, wrows, x4, bias_p, mult_p, fbias_p, rv, yv)
-        with for_range(b, 0, m * oh, name="cr") as r:
-            dst = gep(b, out, b.mul(b.add(base, b.mul(r, i64(ow))), i64(ob)))
-            _memcpy(b, dst, gep(b, yv, b.mul(r, i64(wq * ob))), ow * ob)
+
+        def compact(bb, lo, hi, a):  # output rows [lo, hi) (parallel_blocks body)
+            with for_range(bb, lo, hi, name="cr") as r:
+                dst = gep(bb, a[0], bb.mul(bb.add(a[2], bb.mul(r, i64(ow))), i64(ob)))
+                _memcpy(bb, dst, gep(bb, a[1], bb.mul(r, i64(wq * ob))), ow * ob)
+
+        parallel_blocks(b, m * oh, ROWS, [out, yv, base], compact, work=2 * m * oh * ow * ob)

@@ -15,6 +15,10 @@ then requantizes (bias not folded: the zero point was subtracted while widening)
 ``|bias| + taps * 255 * 128 < 2**24`` the accumulator starts at ``f32(bias)`` instead
 and the epilogue takes the (still exact) float sum as ``f32(acc + bias)`` directly.
 
+Threads: tasks (``parallel.parallel_for``) are ``tasks(d)`` contiguous ranges of the
+``n * c`` input planes, each with its own scratch region (``scratch_bytes`` covers all);
+a plane's code does not depend on its task, so results do not depend on the thread count.
+
 Row tails: the last chunk overlaps the previous one (``ow >= W``: the overlapped outputs
 are written twice with the same value) or uses masked residual loads and stores
 (``ow < W``); scratch has slack so that loads past a phase row stay in bounds.
@@ -24,12 +28,14 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from nnc.backends.llvm import loops
+from nnc.backends.llvm import loops, parallel
 from nnc.backends.llvm.kernels.qpack import Params, ceil_to, const_global
 from nnc.backends.llvm.kernels.requant import emit_epilogue, splat
 from nnc.backends.llvm.loops import F32, I8, I32, VOID, for_range, gep, i64
 
 I1 = ir.IntType(1)
+#: Most tasks (scratch regions) of one depthwise conv.
+MAX_TASKS = 16
 #: Largest kh * kw for which float32 sums stay exact (255 * 128 * taps < 2**24).
 MAX_TAPS = (1 << 24) // (255 * 128)
 
@@ -43,9 +49,25 @@ def vector_width(isa_width: int, ow: int) -> int:
     return w
 
 
-def scratch_bytes(d: dict, width: int) -> int:
+def _task_bytes(d: dict, width: int) -> int:
     """Float32 phase planes of one padded input channel plus load slack."""
     return 4 * ceil_to(_geometry(d)[2] + width + d["kw"] * d["dw"] + 16, 16)
+
+
+def _work(d: dict) -> int:
+    return 2 * d["n"] * d["m"] * d["oh"] * d["ow"] * d["kh"] * d["kw"]
+
+
+def tasks(d: dict) -> int:
+    """Tasks of the conv: 1 when it is too small for the pool, else up to ``MAX_TASKS``."""
+    if _work(d) < parallel.MIN_PARALLEL_WORK:
+        return 1
+    return max(1, min(d["n"] * d["c"], MAX_TASKS))
+
+
+def scratch_bytes(d: dict, width: int) -> int:
+    """One ``_task_bytes`` region per task."""
+    return tasks(d) * _task_bytes(d, width)
 
 
 def _geometry(d: dict) -> tuple[int, int, int]:
@@ -135,20 +157,35 @@ def emit_depthwise_rows(b, module, d: dict, params: Params, w2d, x, res, out, pa
     vec, ivec = ir.VectorType(F32, width), ir.VectorType(I32, width)
     fma = loops.intrinsic(module, f"llvm.fmuladd.v{width}f32", vec, [vec] * 3)
     name = b.function.name
-    wglob = b.bitcast(const_global(module, f"{name}.wdwf", w2d.astype("float32")),
-                      F32.as_pointer())  # fmt: skip
-    bias_g = b.bitcast(const_global(module, f"{name}.bias", params.bias), I32.as_pointer())
-    mult_g = b.bitcast(const_global(module, f"{name}.mult", params.mult), F32.as_pointer())
+    f32p = F32.as_pointer()
+    wglob = ir.Constant.bitcast(const_global(module, f"{name}.wdwf", w2d.astype("float32")), f32p)
+    bias_g = ir.Constant.bitcast(
+        const_global(module, f"{name}.bias", params.bias), I32.as_pointer()
+    )
+    mult_g = ir.Constant.bitcast(const_global(module, f"{name}.mult", params.mult), f32p)
     fb_g = None
     if params.fbias is not None:
-        fb_g = b.bitcast(const_global(module, f"{name}.fbias", params.fbias), F32.as_pointer())
+        fb_g = ir.Constant.bitcast(const_global(module, f"{name}.fbias", params.fbias), f32p)
     ob = epi.out_bytes
     oty = ir.VectorType(F32 if ob == 4 else I8, width)
-    out_t = b.bitcast(out, oty.element.as_pointer())
     taps = [(i, j) for i in range(kh_n) for j in range(kw_n)]
     max_bias = int(abs(params.bias.astype("int64")).max()) if params.bias.size else 0
     bias_in_acc = max_bias + len(taps) * 255 * 128 < 1 << 24
-    with for_range(b, 0, n, name="img") as img, for_range(b, 0, c, name="ch") as ch:
+    ntasks, per_task = tasks(d), _task_bytes(d, width) // 4
+    caps = [v for v in (x, res, out, pad) if not isinstance(v, ir.Constant)]
+
+    def body(b, lo, hi, args):
+        it = iter(args)
+        xa, ra, oa, pa = (v if isinstance(v, ir.Constant) else next(it) for v in (x, res, out, pad))
+        with for_range(b, lo, hi, name="task") as t:
+            p0 = b.udiv(b.mul(t, i64(n * c)), i64(ntasks))
+            p1 = b.udiv(b.mul(b.add(t, i64(1)), i64(n * c)), i64(ntasks))
+            pad_t = gep(b, pa, b.mul(t, i64(per_task)))
+            with for_range(b, p0, p1, name="plane") as pi:
+                img, ch = b.udiv(pi, i64(c)), b.urem(pi, i64(c))
+                one_plane(b, img, ch, xa, ra, b.bitcast(oa, oty.element.as_pointer()), pad_t)
+
+    def one_plane(b, img, ch, x, res, out_t, pad):
         plane = gep(b, x, b.mul(b.add(b.mul(img, i64(c)), ch), i64(d["h"] * d["w"])))
         _widen_plane(b, d, plane, pad, d["x_zp"], d["x_signed"], width)
         with for_range(b, 0, mg, name="mult") as j:
@@ -200,3 +237,5 @@ def emit_depthwise_rows(b, module, d: dict, params: Params, w2d, x, res, out, pa
                         chunk(i64(ow - width), width)  # overlaps the last full chunk
                     else:
                         chunk(i64(0), ow)
+
+    parallel.parallel_for(b, ntasks, caps, body, work=_work(d), name="dw")

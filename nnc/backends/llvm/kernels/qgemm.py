@@ -15,6 +15,7 @@ partial column tiles store lane by lane. The numeric contract is in ``requant.py
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,9 +44,13 @@ from nnc.backends.llvm.kernels.requant import (
     splat,
 )
 from nnc.backends.llvm.loops import F32, I8, I32, I64, for_range, gep, i64
+from nnc.backends.llvm.parallel import parallel_for
 
 I16 = ir.IntType(16)
 I8_PTR = I8.as_pointer()
+#: Tasks a tile loop is cut into when it has that many tiles (the pool takes 4 chunks per
+#: thread: 32 keeps 8 threads busy, and 2 threads balanced to within ~3%).
+TASKS = 32
 Shape = tuple[int, ...]
 
 
@@ -281,12 +286,24 @@ def _cols_outer(isa: QIsa, t: QTiling) -> bool:
     return a_bytes * -(-t.cols // isa.nr) <= b_bytes * -(-t.rows // isa.mr)
 
 
+def _min(b, x, y):
+    return b.select(b.icmp_signed("<", x, y), x, y)
+
+
+def _max(b, x, y):
+    return b.select(b.icmp_signed(">", x, y), x, y)
+
+
 def emit_tiles(b, cache: QMicroCache, isa: QIsa, t: QTiling, a, bp, bias, mult, fbias, res, out):
-    """Call the micro-kernels over every tile of ``t``.
+    """Call the micro-kernels over every tile of ``t``, on the thread pool when big enough.
 
     The loop order re-streams the cheaper operand: column blocks outer (each B column
     panel stays in cache while A is re-read once per column block) unless re-reading B
-    once per row block moves fewer bytes.
+    once per row block moves fewer bytes. Tasks (``parallel.parallel_for``) are (outer
+    block, run of inner blocks) pairs, at least ``TASKS`` when there are that many
+    tiles; every tile is computed by the same micro-kernel call whatever the tasks, so
+    results do not depend on the thread count. Operands must not be written by the
+    tiles (only ``out`` is).
     """
     ob = t.epi.out_bytes
     col_runs, row_runs = _blocks(t.cols, isa.nr), _blocks(t.rows, isa.mr)
@@ -294,35 +311,70 @@ def emit_tiles(b, cache: QMicroCache, isa: QIsa, t: QTiling, a, bp, bias, mult, 
     unroll = 1 if t.taps else next(u for u in (4, 2, 1) if t.kq % u == 0)
     key = epilogue_key(t.epi)
     sizes = [i64(t.kq), i64(t.a_row), i64(t.b_kq), i64(t.ldc), *epilogue_args(t.epi)]
-
-    def call(i0, mr, j0, ncols):
-        spec = QMicro(isa, mr, ncols, unroll, t.act_is_a, t.act_signed, t.row_chan, key, t.taps)
-        ch = i0 if t.row_chan else j0
-        pos = b.add(b.mul(i0, i64(t.ldc)), j0)
-        args = [
-            gep(b, a, b.mul(i0, i64(t.a_row))),
-            gep(b, bp, b.mul(j0, i64(isa.group))),
-            _gep_nn(b, bias, ch),
-            _gep_nn(b, mult, ch),
-            _gep_nn(b, fbias, ch),
-            _gep_nn(b, res, pos),
-            gep(b, out, b.mul(pos, i64(ob))),
-            *sizes,
-        ]
-        b.call(cache.get(spec), args)
-
     outer, inner = (col_runs, row_runs) if cols_outer else (row_runs, col_runs)
     steps = (isa.nr, isa.mr) if cols_outer else (isa.mr, isa.nr)
-    for o_size, o_start, o_count in outer:
-        with for_range(b, 0, o_count, name="qo") as ob_i:
-            o0 = b.add(b.mul(ob_i, i64(steps[0])), i64(o_start))
-            for i_size, i_start, i_count in inner:
-                with for_range(b, 0, i_count, name="qi") as ib_i:
-                    i0 = b.add(b.mul(ib_i, i64(steps[1])), i64(i_start))
-                    if cols_outer:
-                        call(i0, i_size, o0, o_size)
-                    else:
-                        call(o0, o_size, i0, i_size)
+    n_out, n_in = sum(r[2] for r in outer), sum(r[2] for r in inner)
+    if not n_out or not n_in:
+        return
+    split = min(n_in, -(-TASKS // n_out))
+    chunk = -(-n_in // split)
+    split = -(-n_in // chunk)
+    ptrs = [a, bp, bias, mult, fbias, res, out]
+    caps = [p for p in ptrs if not isinstance(p, ir.Constant)]
+    work = 2 * t.rows * t.cols * t.kq * isa.group * max(1, len(t.taps))
+
+    def body(bb, lo, hi, args):
+        it = iter(args)
+        pa, pb, pbias, pmult, pfbias, pres, pout = (
+            p if isinstance(p, ir.Constant) else next(it) for p in ptrs
+        )
+
+        def call(i0, mr, j0, ncols):
+            spec = QMicro(isa, mr, ncols, unroll, t.act_is_a, t.act_signed, t.row_chan, key,
+                          t.taps)  # fmt: skip
+            ch = i0 if t.row_chan else j0
+            pos = bb.add(bb.mul(i0, i64(t.ldc)), j0)
+            call_args = [
+                gep(bb, pa, bb.mul(i0, i64(t.a_row))),
+                gep(bb, pb, bb.mul(j0, i64(isa.group))),
+                _gep_nn(bb, pbias, ch),
+                _gep_nn(bb, pmult, ch),
+                _gep_nn(bb, pfbias, ch),
+                _gep_nn(bb, pres, pos),
+                gep(bb, pout, bb.mul(pos, i64(ob))),
+                *sizes,
+            ]
+            bb.call(cache.get(spec), call_args)
+
+        with for_range(bb, lo, hi, name="qt") as task:
+            if split == 1:
+                o, i_lo, i_hi = task, i64(0), i64(n_in)
+            else:
+                o = bb.udiv(task, i64(split))
+                i_lo = bb.mul(bb.urem(task, i64(split)), i64(chunk))
+                i_hi = _min(bb, bb.add(i_lo, i64(chunk)), i64(n_in))
+            for o_size, o_start, o_count in outer:
+                ob0 = o_start // steps[0]
+                if len(outer) == 1:
+                    hit = None
+                elif ob0 == 0:
+                    hit = bb.icmp_signed("<", o, i64(o_count))
+                else:
+                    hit = bb.icmp_signed(">=", o, i64(ob0))
+                with bb.if_then(hit) if hit is not None else contextlib.nullcontext():
+                    o0 = bb.mul(o, i64(steps[0]))
+                    for i_size, i_start, i_count in inner:
+                        ib0 = i_start // steps[1]
+                        lo_i = _max(bb, i_lo, i64(ib0)) if ib0 else i_lo
+                        hi_i = _min(bb, i_hi, i64(ib0 + i_count))
+                        with for_range(bb, lo_i, hi_i, name="qi") as ib_i:
+                            i0 = bb.mul(ib_i, i64(steps[1]))
+                            if cols_outer:
+                                call(i0, i_size, o0, o_size)
+                            else:
+                                call(o0, o_size, i0, i_size)
+
+    parallel_for(b, n_out * split, caps, body, work=work, name="qtiles")
 
 
 def emit_qgemm(

@@ -6,6 +6,9 @@
     dequantize:  y = f32(q - zp[c]) * s[c]
     requantize:  y = clamp(rint(f32(q - x_zp) * m) + y_zp, qmin, qmax),  m = f32(xs) / f32(ys)
 
+Big tensors are cut into blocks of ``FLAT_BLOCK`` elements on the thread pool (work =
+bytes moved; every element's code is the same whatever the blocks).
+
 Per-tensor and per-channel (channel = ``(flat index // inner) % C`` for the ``axis``)
 parameters; per-group parameters are not lowered natively (UnsupportedOpError at
 lowering). Args: ``x, y`` (pointers are passed as ``float*`` and bitcast to the element
@@ -21,12 +24,27 @@ from llvmlite import ir
 
 from nnc.backends.llvm import loops
 from nnc.backends.llvm.kernels import KernelFn
+from nnc.backends.llvm.kernels.elementwise import FLAT_BLOCK
 from nnc.backends.llvm.loops import F32, i64
+from nnc.backends.llvm.parallel import parallel_blocks
 from nnc.ir.ops_quant import qrange
 
 I8 = ir.IntType(8)
 I32 = ir.IntType(32)
 _INT_TYPES = {"i8": I8, "u8": I8, "i32": I32}
+_BYTES = {"i8": 1, "u8": 1, "i32": 4}
+
+
+def _flat_loop(b: ir.IRBuilder, size: int, args, in_ty, out_ty, elem, nbytes: int) -> None:
+    """``for i < size: elem(b, src, dst, i)`` over ``args = (x, y)`` bitcast to
+    ``in_ty*`` / ``out_ty*``, in parallel blocks when big (``nbytes`` per element)."""
+
+    def body(bb, start, stop, a):
+        src, dst = bb.bitcast(a[0], in_ty.as_pointer()), bb.bitcast(a[1], out_ty.as_pointer())
+        with loops.for_range(bb, start, stop) as i:
+            elem(bb, src, dst, i)
+
+    parallel_blocks(b, size, FLAT_BLOCK, list(args), body, work=size * nbytes)
 
 
 def _rint(b: ir.IRBuilder, module: ir.Module, v: ir.Value) -> ir.Value:
@@ -84,16 +102,18 @@ def emit_quantize(
 ) -> KernelFn:
     """``y = clamp(rint(x / s) + zp)`` to i8/u8 (see module docstring)."""
     fn, b, (x, y) = loops.new_function(module, name, 2)
-    out = b.bitcast(y, I8.as_pointer())
     params = _Params(b, module, name, shape, axis, scale, zp)
     qmin, qmax = qrange(dtype)
-    with loops.for_range(b, 0, math.prod(shape)) as i:
+
+    def elem(b, x, out, i):
         s, z = params.at(b, i)
         zf = b.sitofp(z, F32)
         v = b.fadd(_rint(b, module, b.fdiv(loops.load_at(b, x, i), s)), zf)
         v = b.select(b.fcmp_unordered("uno", v, v), zf, v)  # NaN -> zero point
         q = b.fptosi(_clamp(b, v, qmin, qmax), I32)
         loops.store_at(b, b.trunc(q, I8), out, i)
+
+    _flat_loop(b, math.prod(shape), (x, y), F32, I8, elem, 5)
     b.ret_void()
     return KernelFn(fn)
 
@@ -103,12 +123,15 @@ def emit_dequantize(
 ) -> KernelFn:
     """``y = f32(q - zp) * s`` from i8/u8/i32 (see module docstring)."""
     fn, b, (x, y) = loops.new_function(module, name, 2)
-    src = b.bitcast(x, _INT_TYPES[in_dtype].as_pointer())
     params = _Params(b, module, name, shape, axis, scale, zp)
-    with loops.for_range(b, 0, math.prod(shape)) as i:
+
+    def elem(b, src, y, i):
         s, z = params.at(b, i)
         q = _load_int(b, src, i, in_dtype)
         loops.store_at(b, b.fmul(b.sitofp(b.sub(q, z), F32), s), y, i)
+
+    nbytes = _BYTES[in_dtype] + 4
+    _flat_loop(b, math.prod(shape), (x, y), _INT_TYPES[in_dtype], F32, elem, nbytes)
     b.ret_void()
     return KernelFn(fn)
 
@@ -127,14 +150,15 @@ def emit_requantize(
 ) -> KernelFn:
     """``y = clamp(rint(f32(q - x_zp) * m) + y_zp)``, ``m = f32(x_scale) / f32(y_scale)``."""
     fn, b, (x, y) = loops.new_function(module, name, 2)
-    src = b.bitcast(x, I8.as_pointer())
-    out = b.bitcast(y, I8.as_pointer())
     m = float(np.float32(x_scale) / np.float32(y_scale))
     qmin, qmax = qrange(dtype)
-    with loops.for_range(b, 0, math.prod(shape)) as i:
+
+    def elem(b, src, out, i):
         q = b.sub(_load_int(b, src, i, in_dtype), ir.Constant(I32, x_zp))
         t = _rint(b, module, b.fmul(b.sitofp(q, F32), loops.f32(m)))
         v = _clamp(b, b.fadd(t, loops.f32(float(y_zp))), qmin, qmax)
         loops.store_at(b, b.trunc(b.fptosi(v, I32), I8), out, i)
+
+    _flat_loop(b, math.prod(shape), (x, y), I8, I8, elem, 2)
     b.ret_void()
     return KernelFn(fn)

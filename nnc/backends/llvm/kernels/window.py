@@ -74,6 +74,14 @@ def row_chunks(wax, width: int) -> list[Chunk]:
     return chunks
 
 
+def wide_mask(wax, q0: int, kw: int, width: int) -> tuple[bool, ...] | None:
+    """In-bounds flags of all ``width * s`` lanes of tap ``kw``'s run for the chunk at
+    output column ``q0`` (None when every lane is inside the row)."""
+    start = q0 * wax.s - wax.pb + kw * wax.d
+    inside = tuple(0 <= start + j < wax.size for j in range(width * wax.s))
+    return None if all(inside) else inside
+
+
 def load_run(b, module, vec, ptr, stride: int, mask, pad: ir.Value) -> ir.Value:
     """``vec.count`` floats at ``ptr[0], ptr[stride], ...``; lanes of the (``stride *
     count``-lane) load whose ``mask`` flag is False read as ``pad`` (a splat of ``vec``)."""
@@ -101,7 +109,9 @@ def _widen(b, splat_vec: ir.Value, wide: ir.VectorType) -> ir.Value:
 
 
 #: ``chunk_body(b, q0, chunk, loads)``: ``q0`` the first output column (i64 value) and
-#: ``loads(kh, kw)`` the input run of tap ``(kh, kw)`` for this chunk.
+#: ``loads(kh, kw)`` the input run of tap ``(kh, kw)`` for this chunk;
+#: ``loads.wide(kh, kw)`` is the whole ``stride * width``-lane run of that tap before the
+#: stride shuffle (lanes outside the row read as ``pad``).
 ChunkBody = Callable[[ir.IRBuilder, ir.Value, Chunk, Callable[[int, int], ir.Value]], None]
 
 
@@ -134,6 +144,13 @@ def _emit_row(b, module, hax, wax, vec, x, pad, oh, khs, chunks, khs_body) -> No
             ptr = b.gep(rows[kh], [b.add(col0, i64(kw * wax.d))])
             return load_run(b, module, vec, ptr, wax.s, masks[kw], pad)
 
+        def wide(kh: int, kw: int) -> ir.Value:
+            ptr = b.gep(rows[kh], [b.add(col0, i64(kw * wax.d))])
+            mask = None if ch.interior else wide_mask(wax, ch.q0, kw, vec.count)
+            wide_t = ir.VectorType(vec.element, vec.count * wax.s)
+            return load_run(b, module, wide_t, ptr, 1, mask, _widen(b, pad, wide_t))
+
+        loads.wide = wide
         body(b, q0, ch, loads)
 
     i = 0
