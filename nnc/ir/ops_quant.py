@@ -245,16 +245,21 @@ class DequantizeOp(NNOp):
         return [TensorSpec(x.shape, "f32")]
 
 
+#: Per-tensor input -> output parameters of the int8 ops that only rescale
+#: (``nn.requantize``, ``nn.qglobal_avg_pool``).
+_RESCALE_PROPS = {
+    "x_scale": ("float", None),
+    "x_zp": ("int", 0),
+    "y_scale": ("float", None),
+    "y_zp": ("int", 0),
+    "dtype": ("str", "u8"),
+}
+
+
 @nn_op(
     "nn.requantize",
     operands=("x",),
-    props={
-        "x_scale": ("float", None),
-        "x_zp": ("int", 0),
-        "y_scale": ("float", None),
-        "y_zp": ("int", 0),
-        "dtype": ("str", "u8"),
-    },
+    props=_RESCALE_PROPS,
 )
 class RequantizeOp(NNOp):
     """i8/u8 -> i8/u8 with new per-tensor parameters (see module docstring)."""
@@ -275,13 +280,7 @@ def qavg_multiplier(x_scale: float, y_scale: float, count: int) -> np.float32:
 @nn_op(
     "nn.qglobal_avg_pool",
     operands=("x",),
-    props={
-        "x_scale": ("float", None),
-        "x_zp": ("int", 0),
-        "y_scale": ("float", None),
-        "y_zp": ("int", 0),
-        "dtype": ("str", "u8"),
-    },
+    props=_RESCALE_PROPS,
 )
 class QGlobalAvgPoolOp(NNOp):
     """Integer GlobalAveragePool ``(N, C, *spatial) -> (N, C, 1, ...)`` (per-tensor)::

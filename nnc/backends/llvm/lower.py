@@ -873,28 +873,16 @@ class _Lowering:
 
     def packed_weight(self, attr: WeightAttr, group: int) -> Buffer:
         """A conv weight packed at compile time into the ``c16`` layout (once per weight)."""
-        key = (attr, "c16", group)
-        buf = self.packed_index.get(key)
-        if buf is None:
-            arr = pack_conv_weights(attr.array, group)
-            buf = Buffer("weight", arr.nbytes, "f32", len(self.model.weights))
-            self.model.weights.append(arr)
-            self.packed_index[key] = buf
-        return buf
+        return self._derived_weight(
+            (attr, "c16", group), lambda: pack_conv_weights(attr.array, group), "f32"
+        )
 
     def compact_weight(self, op, fmt: str) -> Buffer:
         """A conv weight encoded (once per weight) in a ``kernels/compact_pack.py`` format."""
         from nnc.backends.llvm.kernels.compact_pack import encode
 
         attr = _constant_weight(op.operands[1])
-        key = (attr, "compact", fmt)
-        buf = self.packed_index.get(key)
-        if buf is None:
-            arr = encode(attr.array, fmt)
-            buf = Buffer("weight", arr.nbytes, "u8", len(self.model.weights))
-            self.model.weights.append(arr)
-            self.packed_index[key] = buf
-        return buf
+        return self._derived_weight((attr, "compact", fmt), lambda: encode(attr.array, fmt), "u8")
 
     def wq16_weight(self, op) -> Buffer:
         """A weight-only op's weight repacked (with its scales) into the ``wq16`` layout."""
@@ -904,10 +892,15 @@ class _Lowering:
         zp = p["zero_point"] if p["zero_point"].array.size else None
         scale = p["scale"] if p["scale"].array.size else None
         key = (_constant_weight(op.operands[1]), scale, zp, "wq16")
+        return self._derived_weight(key, lambda: pack_wq_op(op), "u8")
+
+    def _derived_weight(self, key: tuple, make, dtype: str) -> Buffer:
+        """The weight buffer of an array derived from constants at compile time (packed,
+        encoded...): ``make()`` runs once per ``key``; later calls share the buffer."""
         buf = self.packed_index.get(key)
         if buf is None:
-            arr = pack_wq_op(op)
-            buf = Buffer("weight", arr.nbytes, "u8", len(self.model.weights))
+            arr = make()
+            buf = Buffer("weight", arr.nbytes, dtype, len(self.model.weights))
             self.model.weights.append(arr)
             self.packed_index[key] = buf
         return buf
