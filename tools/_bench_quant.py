@@ -49,8 +49,43 @@ import nnc
 EVAL_SEED = 1000
 
 
+def with_constant_weights(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy whose ``ConstantOfShape`` nodes on initializer shapes are initializers and
+    whose graph inputs are only the real inputs (IR >= 4), at opset >= 13 (per-channel QDQ
+    needs DequantizeLinear's ``axis``). onnx's light models (opset 9, IR 3) build their
+    weights that way, and ORT's calibrator would otherwise ask for the shapes as inputs."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    graph = out.graph
+    inits = {t.name: t for t in graph.initializer}
+    keep, names = [], set()
+    for node in graph.node:
+        if node.op_type == "ConstantOfShape" and node.input and node.input[0] in inits:
+            shape = numpy_helper.to_array(inits[node.input[0]]).astype(np.int64)
+            attr = {a.name: a for a in node.attribute}.get("value")
+            value = numpy_helper.to_array(attr.t) if attr else np.zeros(1, np.float32)
+            filled = np.full(tuple(shape), value.reshape(-1)[0], value.dtype)
+            graph.initializer.append(numpy_helper.from_array(filled, node.output[0]))
+            names.add(node.output[0])
+        else:
+            keep.append(node)
+    del graph.node[:]
+    graph.node.extend(keep)
+    used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+    live = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(live)
+    inputs = [i for i in graph.input if i.name not in inits and i.name not in names]
+    del graph.input[:]
+    graph.input.extend(inputs)
+    out.ir_version = max(out.ir_version, 4)  # initializers need not be inputs from IR 4
+    opset = max((o.version for o in out.opset_import if o.domain in ("", "ai.onnx")), default=13)
+    return onnx.version_converter.convert_version(out, 13) if opset < 13 else out
+
+
 def ort_int8_model(model: onnx.ModelProto, calib: list[dict]) -> tuple[bytes, bytes]:
     """(pre-processed fp32 model, int8 QDQ model) as serialized bytes; see module doc."""
+    model = with_constant_weights(model)
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,

@@ -100,3 +100,37 @@ def test_bench_compress_rejects_a_bad_spec_before_compiling(capsys):
     assert bench.main(["--compress", "prune=2", "--models", "mlp"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["bench: error: --compress: prune=2.0 is out of range [0.0, 1.0]"]
+
+
+def test_with_constant_weights_turns_constant_of_shape_weights_into_initializers():
+    """onnx's light models (IR 3, opset 9) list weights as graph inputs built by
+    ConstantOfShape; ORT's quantizer needs them as initializers at opset >= 13."""
+    import _bench_quant
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    value = helper.make_tensor("v", TensorProto.FLOAT, [1], [0.5])
+    nodes = [
+        helper.make_node("ConstantOfShape", ["w_shape"], ["w"], value=value),
+        helper.make_node("MatMul", ["x", "w"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT if n != "w_shape" else
+                                       TensorProto.INT64, s)
+         for n, s in (("x", [1, 3]), ("w_shape", [2]), ("w", [3, 2]))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+        [numpy_helper.from_array(np.array([3, 2], np.int64), "w_shape")],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 9)], ir_version=3)
+    fixed = _bench_quant.with_constant_weights(model)
+    onnx.checker.check_model(fixed)
+    assert [i.name for i in fixed.graph.input] == ["x"]
+    assert [t.name for t in fixed.graph.initializer] == ["w"]
+    assert fixed.opset_import[0].version >= 13
+    x = np.arange(3, dtype=np.float32).reshape(1, 3)
+    got = ort.InferenceSession(fixed.SerializeToString()).run(None, {"x": x})[0]
+    np.testing.assert_allclose(got, x @ np.full((3, 2), 0.5, np.float32))

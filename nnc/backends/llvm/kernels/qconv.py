@@ -18,7 +18,9 @@ from llvmlite import ir
 from nnc.backends.llvm import loops
 from nnc.backends.llvm.kernels import KernelFn
 from nnc.backends.llvm.kernels import qconv_implicit as qimp
+from nnc.backends.llvm.kernels import qconv_pixrows as qpix
 from nnc.backends.llvm.kernels import qdepthwise as qdw
+from nnc.backends.llvm.kernels import qdepthwise_dot as qdwd
 from nnc.backends.llvm.kernels.conv_shape import ConvShape
 from nnc.backends.llvm.kernels.qgemm import I8_PTR, QMicroCache, QTiling, emit_tiles
 from nnc.backends.llvm.kernels.qisa import module_target, select_qisa
@@ -58,19 +60,50 @@ def _emit_pad_planes(b, src, dst, planes: int, h: int, w: int, pads, fill, flip:
                 loops.store_at(b, b.xor(v, ir.Constant(I8, 0x80)) if flip else v, d_row, x)
 
 
+#: Fewest tasks of a parallel im2col copy when the rows allow it.
+IM2COL_TASKS = 64
+
+
+def _im2col_bands(nkq: int, oh: int) -> int:
+    """Output-row bands per k group: enough ``(k group, band)`` tasks for the pool's 4
+    chunks per thread to be equal for 2 and 4 threads (a multiple of 16 tasks when the
+    rows allow it, at least ``IM2COL_TASKS``), each band of equal rows where possible.
+    Only when the copy is big enough to run on the pool: else one band."""
+    best = 1
+    for bands in range(1, oh + 1):
+        best = bands
+        even = oh % bands == 0
+        if nkq * bands >= IM2COL_TASKS and (nkq * bands) % 16 == 0 and even:
+            break
+    if nkq * best < IM2COL_TASKS or (nkq * best) % 16:  # no exact fit: fewest bands reaching it
+        best = min(oh, -(-IM2COL_TASKS // nkq))
+    return max(1, best)
+
+
 def _emit_im2col(b, geo: dict, g: int, padded, panel, flip: bool = False) -> None:
     """Fill the B panel ``[kg/g][pp][g]`` from one group's zero-point padded planes: per k
     group the ``g`` taps are gathered per pixel (taps past ``kg`` repeat the last one;
     their weights are 0); ``flip`` xors 0x80 into every byte (planes read in place). The
-    k groups are tasks of ``parallel_for`` (disjoint panel rows)."""
+    tasks of ``parallel_for`` are (k group, band of output rows) pairs (disjoint panel
+    bytes; ``_im2col_bands``)."""
     hp, wp, oh, ow, pp = geo["hp"], geo["wp"], geo["oh"], geo["ow"], geo["pp"]
     kh_n, kw_n, kg = geo["kh"], geo["kw"], geo["kg"]
+    from nnc.backends.llvm import parallel  # (read at emission: tests lower its threshold)
+
     (sh, sw), (dh, dw) = geo["strides"], geo["dil"]
     nkq = -(-kg // g)
+    work = 2 * nkq * g * pp  # bytes read and written
+    bands = _im2col_bands(nkq, oh) if work >= parallel.MIN_PARALLEL_WORK else 1
+    rows = -(-oh // bands)
+    bands = -(-oh // rows)
 
-    def body(b, lo, hi, args):  # k groups [lo, hi) (parallel_for body)
+    def body(b, lo, hi, args):  # (k group, band) tasks [lo, hi) (parallel_for body)
         padded, panel = args
-        with for_range(b, lo, hi, name="ikq") as kq:
+        with for_range(b, lo, hi, name="ikq") as task:
+            kq = b.udiv(task, i64(bands)) if bands > 1 else task
+            y0 = b.mul(b.urem(task, i64(bands)), i64(rows)) if bands > 1 else i64(0)
+            y1 = b.add(y0, i64(rows)) if bands > 1 else i64(oh)
+            y1 = b.select(b.icmp_signed("<", y1, i64(oh)), y1, i64(oh)) if bands > 1 else y1
             srcs = []
             for t in range(g):
                 k = b.add(b.mul(kq, i64(g)), i64(t))
@@ -81,16 +114,90 @@ def _emit_im2col(b, geo: dict, g: int, padded, panel, flip: bool = False) -> Non
                             b.add(b.mul(kh, i64(dh * wp)), b.mul(kw, i64(dw))))  # fmt: skip
                 srcs.append(gep(b, padded, off))
             dst_k = gep(b, panel, b.mul(kq, i64(pp * g)))
-            with for_range(b, 0, oh, name="ioh") as y:
-                s_off = b.mul(y, i64(sh * wp))
-                dst = gep(b, dst_k, b.mul(y, i64(ow * g)))
+
+            def each_row(b, row):
+                with for_range(b, y0, y1, name="ioh") as y:
+                    s_off = b.mul(y, i64(sh * wp))
+                    row(b, s_off, gep(b, dst_k, b.mul(y, i64(ow * g))))
+
+            def generic(b, s_off, dst):
                 if 4 <= ow < 48:  # LLVM vectorizes long rows itself, not short ones
-                    _im2col_row_vectors(b, srcs, s_off, dst, ow, sw, g, flip)
+                    _im2col_row_vectors(b, srcs, s_off, dst, ow, sw, g, flip,
+                                        wp - (kw_n - 1) * dw)  # fmt: skip
                 else:
                     _im2col_row_scalar(b, srcs, s_off, dst, ow, sw, g, flip)
 
-    # work: bytes read and written
-    parallel_for(b, nkq, [padded, panel], body, work=2 * nkq * g * pp, name="im2col")
+            if ow < 16 or kw_n < g or dw != 1:
+                each_row(b, generic)
+            else:  # taps = runs of consecutive bytes of <= 2 rows: span loads, one shuffle
+                k0 = b.mul(kq, i64(g))
+                n1 = b.sub(i64(kw_n), b.urem(k0, i64(kw_n)))  # taps left in the first row
+                full = b.icmp_unsigned("<=", b.add(k0, i64(g)), i64(kg))
+                _span_cases(b, full, n1, g, each_row, generic,
+                            lambda n: lambda b, s_off, dst: _im2col_row_span(
+                                b, [srcs[0], srcs[n]] if n < g else [srcs[0]], n, s_off, dst,
+                                ow, sw, g, flip))  # fmt: skip
+
+    parallel_for(b, nkq * bands, [padded, panel], body, work=work, name="im2col")
+
+
+def _span_cases(b, full, n1, g: int, each_row, generic, span_row) -> None:
+    """Branch on the split of a k group's ``g`` taps: ``n1 >= g`` taps left in the first
+    row (one span), ``n1 = 1 .. g-1`` (two spans), or a last partial group (``generic``)."""
+
+    def split(n: int) -> None:
+        if n == g:
+            each_row(b, generic)
+            return
+        with b.if_else(b.icmp_unsigned("==", n1, i64(n))) as (yes, no):
+            with yes:
+                each_row(b, span_row(n))
+            with no:
+                split(n + 1)
+
+    with b.if_else(full) as (ok, last):
+        with ok:
+            with b.if_else(b.icmp_unsigned(">=", n1, i64(g))) as (one, two):
+                with one:
+                    each_row(b, span_row(g))
+                with two:
+                    split(1)
+        with last:
+            each_row(b, generic)
+
+
+def _im2col_row_span(b, srcs, n1: int, s_off, dst, ow: int, sw: int, g: int, flip: bool):
+    """One output row of the panel when the ``g`` taps are ``n1`` consecutive bytes of
+    ``srcs[0]`` then ``g - n1`` consecutive bytes of ``srcs[1]`` (the next row): per chunk
+    of 16 pixels one span load per source and one byte shuffle (``vpermb``/``vpermt2b``
+    where available); a last partial chunk is redone at ``ow - 16``. Loads stay inside
+    the planes: a span reaching past its last needed byte starts that much earlier
+    instead (still inside its row for ``srcs[0]``; the previous row's end for ``srcs[1]``)."""
+    width = 16
+    n_span = (width - 1) * sw + g
+    span = ir.VectorType(I8, n_span)
+    two = len(srcs) > 1
+    lead0 = g - n1 if two else 0  # bytes loaded before the first needed one
+    mask = [lead0 + p * sw + t if t < n1 else n_span + p * sw + t
+            for p in range(width) for t in range(g)]  # fmt: skip
+    mask = ir.Constant(ir.VectorType(I32, g * width), mask)
+    flip_v = ir.Constant(ir.VectorType(I8, g * width), [0x80] * (g * width))
+
+    def chunk(xo):
+        at = b.add(s_off, b.mul(xo, i64(sw)))
+        raws = [
+            b.load(b.bitcast(gep(b, src, b.sub(at, i64(lead))), span.as_pointer()), align=1)
+            for src, lead in zip(srcs, (lead0, n1))
+        ]
+        other = raws[1] if two else ir.Constant(span, ir.Undefined)
+        out = b.shuffle_vector(raws[0], other, mask)
+        out = b.xor(out, flip_v) if flip else out
+        b.store(out, b.bitcast(gep(b, dst, b.mul(xo, i64(g))), out.type.as_pointer()), align=1)
+
+    with for_range(b, 0, ow // width, name="isp") as ci:
+        chunk(b.mul(ci, i64(width)))
+    if ow % width:
+        chunk(i64(ow - width))
 
 
 def _im2col_row_scalar(b, srcs, s_off, dst, ow: int, sw: int, g: int, flip: bool) -> None:
@@ -104,21 +211,26 @@ def _im2col_row_scalar(b, srcs, s_off, dst, ow: int, sw: int, g: int, flip: bool
             loops.store_at(b, v, dst, b.add(d_idx, i64(t)))
 
 
-def _im2col_row_vectors(b, srcs, s_off, dst, ow: int, sw: int, g: int, flip: bool) -> None:
+def _im2col_row_vectors(
+    b, srcs, s_off, dst, ow: int, sw: int, g: int, flip: bool, room: int = 0
+) -> None:
     """One output row of the panel in chunks of ``W`` pixels (16, 8 or 4, at most ``ow``):
     per tap one (strided: wider, then shuffled) byte vector load, one interleaving shuffle
     to ``[W][g]`` and one store. A last partial chunk is redone at ``ow - W`` (the
-    overlapping bytes are rewritten with the same values); loads never pass the row."""
+    overlapping bytes are rewritten with the same values); loads never pass the row
+    (strided chunks load a whole ``W * sw`` span, cheaper to shuffle, where that stays
+    within ``room`` bytes of the row start of every tap)."""
     width = 16 if ow >= 16 else 8 if ow >= 8 else 4
     vec = ir.VectorType(I8, width)
-    span = ir.VectorType(I8, (width - 1) * sw + 1)
+    exact = ir.VectorType(I8, (width - 1) * sw + 1)
+    wide = ir.VectorType(I8, width * sw)
     flip_v = ir.Constant(vec, [0x80] * width)
 
     def cat(x, y):
         n = x.type.count
         return b.shuffle_vector(x, y, ir.Constant(ir.VectorType(I32, 2 * n), list(range(2 * n))))
 
-    def chunk(xo):
+    def chunk(xo, span):
         s_idx = b.add(s_off, b.mul(xo, i64(sw)))
         vals = []
         for src in srcs:
@@ -138,9 +250,9 @@ def _im2col_row_vectors(b, srcs, s_off, dst, ow: int, sw: int, g: int, flip: boo
 
     full = ow // width
     with for_range(b, 0, full, name="iow") as ci:
-        chunk(b.mul(ci, i64(width)))
+        chunk(b.mul(ci, i64(width)), wide if sw > 1 and full * width * sw <= room else exact)
     if ow % width:
-        chunk(i64(ow - width))
+        chunk(i64(ow - width), wide if sw > 1 and ow * sw <= room else exact)
 
 
 def _emit_depthwise(b, module, name: str, d: dict, dom: ActDomain, params, w2d, x, res, out):
@@ -235,8 +347,9 @@ def emit_qconv(
     w2d = wq.reshape(m, kg)
     depthwise = cg == 1 and group > 1
     dom = ActDomain.of(isa, x_dtype, x_zp)
-    fma_dw = depthwise and kh * kw <= qdw.MAX_TAPS
-    if depthwise:  # direct loops on the raw bytes (float FMA path: x - zp while widening)
+    dot_lanes = qdwd.lanes(target or module_target(module), isa, sw, ow) if depthwise else 0
+    fma_dw = depthwise and not dot_lanes and kh * kw <= qdw.MAX_TAPS
+    if depthwise and not dot_lanes:  # raw bytes (float FMA path: x - zp while widening)
         dom = ActDomain(False, 0 if fma_dw else int(x_zp), x_dtype == "i8")
     params = make_params(
         w2d, bias, dom, w_scale=w_scale, x_scale=x_scale, y_dtype=y_dtype, y_scale=y_scale,
@@ -254,15 +367,24 @@ def emit_qconv(
     scratch = ceil_to(kgp * pp, 64) + (ceil_to(cg * plane, 64) if padding else 0)
     if depthwise:
         scratch = qdw.scratch_bytes(d, width) if fma_dw else ceil_to(plane, 64)
+        scratch = qdwd.scratch_bytes(d, dot_lanes) if dot_lanes else scratch
     use_imp = not depthwise and qimp.eligible(isa, d, group)
     use_imp = use_imp and (qimp.preferred(d) if implicit is None else implicit)
     if use_imp:
         scratch = qimp.scratch_bytes(d, ob, r_dtype is not None)
+    use_pix = implicit is None and qpix.eligible(isa, d, group) and qpix.preferred(d, isa)
+    if use_pix:  # small output planes: pixels as rows, channels in lanes (qconv_pixrows)
+        use_imp, scratch = False, qpix.scratch_bytes(d, isa, ob, r_dtype is not None)
     has_res = r_dtype is not None
     fn, b, args = loops.new_function(module, name, 2 + has_res, scratch=True)
     x = b.bitcast(args[0], I8_PTR)
     res = b.bitcast(args[1], I8_PTR) if has_res else null(I8_PTR)
     out = b.bitcast(args[1 + has_res], I8_PTR)
+    if dot_lanes:  # byte-shuffle + vpdpbusd/sdot kernel, zero point folded with dom
+        qdwd.emit_depthwise_dot(b, module, isa, d, dom, params, w2d, x, res, out, args[-1],
+                                dot_lanes)  # fmt: skip
+        b.ret_void()
+        return KernelFn(fn, scratch)
     if fma_dw:
         pad = b.bitcast(args[-1], F32.as_pointer())
         qdw.emit_depthwise_rows(b, module, d, params, w2d, x, res, out, pad, width)
@@ -274,6 +396,10 @@ def emit_qconv(
         return KernelFn(fn, scratch)
     if use_imp:
         qimp.emit_implicit(b, module, name, isa, d, dom, params, wq, x, res, out, args[-1])
+        b.ret_void()
+        return KernelFn(fn, scratch)
+    if use_pix:
+        qpix.emit_pixrows(b, module, name, isa, d, dom, params, wq, x, res, out, args[-1])
         b.ret_void()
         return KernelFn(fn, scratch)
     panel = args[-1]

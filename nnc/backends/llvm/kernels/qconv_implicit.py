@@ -13,8 +13,11 @@ the B operand ``vpdpbusd`` wants. The weights are packed as rows ``[M][C/4][KH][
 (``implicit_weights``) and broadcast, per-channel params by row as in ``qconv``. The
 micro-kernel is ``qgemm``'s with ``QMicro.taps``. The requantized rows land in scratch
 ``[M][OH*WQ]`` and are compacted to NCHW; a residual is first expanded to that layout.
-The interleave (by channel quad), the GEMM tiles and the row copies run on the thread
-pool when big enough (``parallel``; no task's code depends on the cut).
+The interleave (tasks: channel quads) and the GEMM run on the thread pool when big
+enough (``parallel``; no task's code depends on the cut); the GEMM's tasks are runs of
+whole output-channel row blocks that also expand their residual rows before and compact
+their output rows after their tiles (``qgemm.RowHooks``: no serial copies, no extra
+barrier).
 Numeric contract: ``requant.py`` (bit-identical to the im2col path: same integer sums,
 same epilogue).
 """
@@ -25,15 +28,13 @@ import numpy as np
 from llvmlite import ir
 
 from nnc.backends.llvm import loops
-from nnc.backends.llvm.kernels.qgemm import I8_PTR, QMicroCache, QTiling, emit_tiles
+from nnc.backends.llvm.kernels.qgemm import I8_PTR, QMicroCache, QTiling, RowHooks, emit_tiles
 from nnc.backends.llvm.kernels.qisa import QIsa
 from nnc.backends.llvm.kernels.qpack import ceil_to, const_global, param_globals
 from nnc.backends.llvm.loops import I8, I32, I64, VOID, for_range, gep, i64
-from nnc.backends.llvm.parallel import parallel_blocks, parallel_for
+from nnc.backends.llvm.parallel import parallel_for
 
 I1 = ir.IntType(1)
-#: Rows per task of the parallel residual expansion and output compaction.
-ROWS = 64
 #: Taps per k step above which the unrolled micro-kernel body gets too large.
 MAX_TAPS = 25
 
@@ -92,11 +93,16 @@ def _memcpy(b, dst, src, n: int) -> None:
 
 
 def _emit_interleave(b, x, x4, d: dict, g: dict, zp: int, flip: bool) -> None:
-    """Fill ``X4`` from the NCHW bytes of one image (see module doc)."""
+    """Fill ``X4`` from the NCHW bytes of one image (see module doc). Tasks are channel
+    quads: each fills its own contiguous ``[sh][sw][HQ][WQ][4]`` region (zero point,
+    then the copied pixels); the bytes past the last quad are filled by the caller."""
     h, w, c, pt, pl = d["h"], d["w"], d["c"], d["pt"], d["pl"]
-    (sh, sw), hq, wq = d["strides"], g["hq"], g["wq"]
+    (sh, sw), hq, wq, ncq = d["strides"], g["hq"], g["wq"], g["ncq"]
+    region = sh * sw * hq * wq * 4
     memset = loops.intrinsic(b.module, "llvm.memset.p0.i64", VOID, [I8_PTR, I8, I64, I1])
-    b.call(memset, [x4, ir.Constant(I8, zp), i64(g["x4"]), ir.Constant(I1, 0)])
+    if g["x4"] > ncq * region:
+        tail = gep(b, x4, ncq * region)
+        b.call(memset, [tail, ir.Constant(I8, zp), i64(g["x4"] - ncq * region), ir.Constant(I1, 0)])
 
     def phase_cols(bb: int) -> tuple[int, int, int]:
         """(first phase column, its source column, count) of column phase ``bb``."""
@@ -121,13 +127,21 @@ def _emit_interleave(b, x, x4, d: dict, g: dict, zp: int, flip: bool) -> None:
                 _emit_row(b, [gep(b, r, x0) for r in rows], gep(b, x4, b.mul(pix, i64(4))),
                           n, sw, zp, flip, w - x0)  # fmt: skip
 
-    def quads(bb, lo, hi, args):  # full channel quads [lo, hi) (parallel_for body)
+    def quads(bb, lo, hi, args):  # channel quads [lo, hi) (parallel_for body)
         with for_range(bb, lo, hi, name="xq") as cq:
-            quad(bb, args[0], args[1], cq, 4)
+            dst = gep(bb, args[1], bb.mul(cq, i64(region)))
+            bb.call(memset, [dst, ir.Constant(I8, zp), i64(region), ir.Constant(I1, 0)])
+            if c % 4 == 0:
+                quad(bb, args[0], args[1], cq, 4)
+            else:
+                with bb.if_else(bb.icmp_unsigned("<", cq, i64(c // 4))) as (full, part):
+                    with full:
+                        quad(bb, args[0], args[1], cq, 4)
+                    with part:
+                        quad(bb, args[0], args[1], cq, c % 4)
 
-    parallel_for(b, c // 4, [x, x4], quads, work=2 * c * h * w, name="x4")
-    if c % 4:
-        quad(b, x, x4, i64(c // 4), c % 4)
+    # work: bytes read and written, x2 for the shuffles (measured ~2x a memcpy)
+    parallel_for(b, ncq, [x, x4], quads, work=2 * (c * h * w + ncq * region), name="x4")
 
 
 def _emit_row(b, rows, dst, n: int, step: int, zp: int, flip: bool, room: int) -> None:
@@ -200,19 +214,22 @@ def emit_implicit(b, module, name: str, isa: QIsa, d: dict, dom, params, wts, x,
         _emit_interleave(b, gep(b, x, b.mul(img, i64(c * h * w))), x4, d, g, dom.zp & 0xFF,
                          dom.flip)  # fmt: skip
         base = b.mul(img, i64(m * oh * ow))
-        if has_res:
 
-            def expand(bb, lo, hi, a):  # residual rows [lo, hi) (parallel_blocks body)
-                with for_range(bb, lo, hi, name="rr") as r:
-                    src = gep(bb, a[0], bb.add(a[2], bb.mul(r, i64(ow))))
-                    _memcpy(bb, gep(bb, a[1], bb.mul(r, i64(wq))), src, ow)
+        def expand(bb, lo, hi, res, rv, base):  # residual rows [lo, hi) of (channel, oy)
+            with for_range(bb, lo, hi, name="rr") as r:
+                src = gep(bb, res, bb.add(base, bb.mul(r, i64(ow))))
+                _memcpy(bb, gep(bb, rv, bb.mul(r, i64(wq))), src, ow)
 
-            parallel_blocks(b, m * oh, ROWS, [res, rv, base], expand, work=2 * m * oh * ow)
-        emit_tiles(b, cache, isa, tiling, wrows, x4, bias_p, mult_p, fbias_p, rv, yv)
-
-        def compact(bb, lo, hi, a):  # output rows [lo, hi) (parallel_blocks body)
+        def compact(bb, lo, hi, out, yv, base):  # output rows [lo, hi) of (channel, oy)
             with for_range(bb, lo, hi, name="cr") as r:
-                dst = gep(bb, a[0], bb.mul(bb.add(a[2], bb.mul(r, i64(ow))), i64(ob)))
-                _memcpy(bb, dst, gep(bb, a[1], bb.mul(r, i64(wq * ob))), ow * ob)
+                dst = gep(bb, out, bb.mul(bb.add(base, bb.mul(r, i64(ow))), i64(ob)))
+                _memcpy(bb, dst, gep(bb, yv, bb.mul(r, i64(wq * ob))), ow * ob)
 
-        parallel_blocks(b, m * oh, ROWS, [out, yv, base], compact, work=2 * m * oh * ow * ob)
+        hooks = RowHooks(
+            (res, out, base),
+            (lambda bb, r0, r1, p, e: expand(bb, bb.mul(r0, i64(oh)), bb.mul(r1, i64(oh)),
+                                             e[0], p[5], e[2])) if has_res else None,
+            lambda bb, r0, r1, p, e: compact(bb, bb.mul(r0, i64(oh)), bb.mul(r1, i64(oh)),
+                                             e[1], p[6], e[2]),
+        )  # fmt: skip
+        emit_tiles(b, cache, isa, tiling, wrows, x4, bias_p, mult_p, fbias_p, rv, yv, hooks)

@@ -11,11 +11,15 @@ columns), for conv they are B (im2col of the image, columns = pixels, per-channe
 along rows). The epilogue (``requant``) adds the folded bias, scales, adds the residual,
 rounds, clamps and stores each row of the tile contiguously (``ldc`` elements apart);
 partial column tiles store lane by lane. The numeric contract is in ``requant.py``.
+Gemm's constant weights are packed per column tile, ``[N / nr][k / g][nr][g]``
+(``QTiling.b_col``): a tile streams one contiguous block (the weights come from L3 or
+DRAM when a model's weights outgrow L2: 1x512x1000 measured 28 -> 19 us cold).
 """
 
 from __future__ import annotations
 
-import contextlib
+import bisect
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,9 +52,10 @@ from nnc.backends.llvm.parallel import parallel_for
 
 I16 = ir.IntType(16)
 I8_PTR = I8.as_pointer()
-#: Tasks a tile loop is cut into when it has that many tiles (the pool takes 4 chunks per
-#: thread: 32 keeps 8 threads busy, and 2 threads balanced to within ~3%).
-TASKS = 32
+#: Tasks a tile loop is cut into when it has that many tiles: a multiple of 8, 12, 16 and
+#: 32, so the pool's ``min(n, 4 * threads)`` equal chunks of tasks are balanced for 2, 3, 4
+#: and 8 threads (tasks have equal estimated costs, see ``emit_tiles``).
+TASKS = 96
 Shape = tuple[int, ...]
 
 
@@ -251,7 +256,10 @@ class QTiling:
 
     The B panel's column ``j`` starts at byte ``j * g``; per-channel arrays are padded to
     a multiple of ``nr`` when indexed by column. ``taps``: see ``QMicro`` (``kq`` then
-    counts loop steps of ``len(taps)`` k groups each)."""
+    counts loop steps of ``len(taps)`` k groups each). ``b_col``: bytes from column ``j``
+    to ``j + 1`` of B at the start of a column tile (0: ``g``, one panel); a panel cut
+    into ``nr``-column blocks ``[N / nr][kq][nr][g]`` has ``b_col = kq * g`` (tiles always
+    start at multiples of ``nr``) and ``b_kq = nr * g``."""
 
     rows: int
     cols: int
@@ -264,6 +272,7 @@ class QTiling:
     row_chan: bool
     epi: Epilogue
     taps: tuple[int, ...] = ()
+    b_col: int = 0
 
 
 def _gep_nn(b, ptr, index):
@@ -286,28 +295,87 @@ def _cols_outer(isa: QIsa, t: QTiling) -> bool:
     return a_bytes * -(-t.cols // isa.nr) <= b_bytes * -(-t.rows // isa.mr)
 
 
-def _min(b, x, y):
-    return b.select(b.icmp_signed("<", x, y), x, y)
+def tile_cost(rows: int, ncols: int, width: int, steps: int) -> int:
+    """Relative cost of one micro-kernel call of ``rows`` x ``ncols`` over ``steps`` k groups:
+    the dot steps, the operand loads per step, and a per-call part (epilogue, stores)."""
+    nv = -(-ncols // width)
+    return steps * (rows * nv + rows + nv) + 8 * rows * nv + 32
 
 
-def _max(b, x, y):
-    return b.select(b.icmp_signed(">", x, y), x, y)
+def task_bounds(costs: list[int], n_tasks: int) -> list[int]:
+    """Cut a sequence of tiles into ``n_tasks`` contiguous runs of about equal total cost:
+    task ``k`` is tiles ``[bounds[k], bounds[k + 1])``; ``bounds`` is non-decreasing,
+    starts at 0 and ends at ``len(costs)`` (each boundary at the prefix sum nearest
+    ``k / n_tasks`` of the total)."""
+    prefix = [0]
+    for c in costs:
+        prefix.append(prefix[-1] + c)
+    total, bounds = prefix[-1], [0]
+    for k in range(1, n_tasks):
+        target = total * k / n_tasks
+        j = bisect.bisect_left(prefix, target)
+        if j > 0 and (j > len(costs) or target - prefix[j - 1] <= prefix[j] - target):
+            j -= 1
+        bounds.append(min(max(j, bounds[-1]), len(costs)))
+    bounds.append(len(costs))
+    return bounds
 
 
-def emit_tiles(b, cache: QMicroCache, isa: QIsa, t: QTiling, a, bp, bias, mult, fbias, res, out):
+def _sized(bb, blk, runs, emit) -> None:
+    """``emit(size)`` for block ``blk`` of ``runs`` (``_blocks``): full blocks, then the tail."""
+    if len(runs) == 1:
+        emit(runs[0][0])
+        return
+    with bb.if_else(bb.icmp_unsigned("<", blk, i64(runs[0][2]))) as (full, tail):
+        with full:
+            emit(runs[0][0])
+        with tail:
+            emit(runs[1][0])
+
+
+@dataclass(frozen=True)
+class RowHooks:
+    """Extra per-task work of an ``emit_tiles`` call whose tasks own whole rows.
+
+    ``before``/``after`` are called as ``f(bb, r0, r1, ptrs, extra)`` around the tiles of
+    rows ``[r0, r1)`` (i64 values) inside the same task: ``ptrs`` are the tile operands
+    ``(a, b, bias, mult, fbias, res, out)`` as the task sees them, ``extra`` the values of
+    ``captures`` (which must not repeat a tile operand: outlined pointers are noalias).
+    They may only touch rows ``[r0, r1)`` of their buffers (tasks run concurrently)."""
+
+    captures: tuple = ()
+    before: Callable | None = None
+    after: Callable | None = None
+
+
+def _row_task_bounds(t: QTiling, isa: QIsa, n_in: int, k_steps: int) -> list[int]:
+    """Task bounds (in tiles) of a rows-outer tiling cut at row-block boundaries."""
+    runs = _blocks(t.rows, isa.mr)
+    costs = [tile_cost(size, t.cols, isa.width, k_steps) for size, _, cnt in runs
+             for _ in range(cnt)]  # fmt: skip
+    return [x * n_in for x in task_bounds(costs, min(len(costs), TASKS))]
+
+
+def emit_tiles(
+    b, cache: QMicroCache, isa: QIsa, t: QTiling, a, bp, bias, mult, fbias, res, out,
+    hooks: RowHooks | None = None,
+):  # fmt: skip
     """Call the micro-kernels over every tile of ``t``, on the thread pool when big enough.
 
     The loop order re-streams the cheaper operand: column blocks outer (each B column
     panel stays in cache while A is re-read once per column block) unless re-reading B
-    once per row block moves fewer bytes. Tasks (``parallel.parallel_for``) are (outer
-    block, run of inner blocks) pairs, at least ``TASKS`` when there are that many
-    tiles; every tile is computed by the same micro-kernel call whatever the tasks, so
-    results do not depend on the thread count. Operands must not be written by the
-    tiles (only ``out`` is).
+    once per row block moves fewer bytes. The tiles, in that (outer block, inner block)
+    order, are cut into ``TASKS`` (fewer when there are fewer tiles) contiguous runs of
+    equal estimated cost (``tile_cost``, so tail tiles count less; ``task_bounds``, a
+    constant table): the pool's equal chunks of tasks then carry equal work for 2, 3, 4
+    and 8 threads. Every tile is computed by the same micro-kernel call whatever the
+    tasks, so results do not depend on the thread count. Operands must not be written by
+    the tiles (only ``out`` is). With ``hooks`` the row blocks are outer and tasks are
+    runs of whole row blocks, each calling the hooks around its tiles (``RowHooks``).
     """
     ob = t.epi.out_bytes
     col_runs, row_runs = _blocks(t.cols, isa.nr), _blocks(t.rows, isa.mr)
-    cols_outer = _cols_outer(isa, t)
+    cols_outer = hooks is None and _cols_outer(isa, t)
     unroll = 1 if t.taps else next(u for u in (4, 2, 1) if t.kq % u == 0)
     key = epilogue_key(t.epi)
     sizes = [i64(t.kq), i64(t.a_row), i64(t.b_kq), i64(t.ldc), *epilogue_args(t.epi)]
@@ -316,18 +384,42 @@ def emit_tiles(b, cache: QMicroCache, isa: QIsa, t: QTiling, a, bp, bias, mult, 
     n_out, n_in = sum(r[2] for r in outer), sum(r[2] for r in inner)
     if not n_out or not n_in:
         return
-    split = min(n_in, -(-TASKS // n_out))
-    chunk = -(-n_in // split)
-    split = -(-n_in // chunk)
+    k_steps = t.kq * max(1, len(t.taps))
+    costs = [
+        tile_cost(*((si, so) if cols_outer else (so, si)), isa.width, k_steps)
+        for so, _, co in outer
+        for _ in range(co)
+        for si, _, ci in inner
+        for _ in range(ci)
+    ]
+    if hooks is None:
+        n_tasks = min(len(costs), TASKS)
+        bounds = task_bounds(costs, n_tasks)
+    else:
+        bounds = _row_task_bounds(t, isa, n_in, k_steps)
+        n_tasks = len(bounds) - 1
+    table = const_global(b.module, b.module.get_unique_name(f"{b.function.name}.qtasks"),
+                         np.array(bounds, np.int64))  # fmt: skip
     ptrs = [a, bp, bias, mult, fbias, res, out]
     caps = [p for p in ptrs if not isinstance(p, ir.Constant)]
+    extra = list(hooks.captures) if hooks else []
     work = 2 * t.rows * t.cols * t.kq * isa.group * max(1, len(t.taps))
 
     def body(bb, lo, hi, args):
-        it = iter(args)
+        it = iter(args[: len(caps)])
         pa, pb, pbias, pmult, pfbias, pres, pout = (
             p if isinstance(p, ir.Constant) else next(it) for p in ptrs
         )
+        tab = bb.bitcast(table, I64.as_pointer())
+        t0 = loops.load_at(bb, tab, lo)
+        t1 = loops.load_at(bb, tab, hi)
+        if hooks is not None:
+            tile_ptrs = (pa, pb, pbias, pmult, pfbias, pres, pout)
+            r0 = bb.mul(bb.udiv(t0, i64(n_in)), i64(isa.mr))
+            r1 = bb.mul(bb.udiv(t1, i64(n_in)), i64(isa.mr))
+            r1 = bb.select(bb.icmp_signed("<", r1, i64(t.rows)), r1, i64(t.rows))
+            if hooks.before:
+                hooks.before(bb, r0, r1, tile_ptrs, args[len(caps) :])
 
         def call(i0, mr, j0, ncols):
             spec = QMicro(isa, mr, ncols, unroll, t.act_is_a, t.act_signed, t.row_chan, key,
@@ -336,7 +428,7 @@ def emit_tiles(b, cache: QMicroCache, isa: QIsa, t: QTiling, a, bp, bias, mult, 
             pos = bb.add(bb.mul(i0, i64(t.ldc)), j0)
             call_args = [
                 gep(bb, pa, bb.mul(i0, i64(t.a_row))),
-                gep(bb, pb, bb.mul(j0, i64(isa.group))),
+                gep(bb, pb, bb.mul(j0, i64(t.b_col or isa.group))),
                 _gep_nn(bb, pbias, ch),
                 _gep_nn(bb, pmult, ch),
                 _gep_nn(bb, pfbias, ch),
@@ -346,35 +438,25 @@ def emit_tiles(b, cache: QMicroCache, isa: QIsa, t: QTiling, a, bp, bias, mult, 
             ]
             bb.call(cache.get(spec), call_args)
 
-        with for_range(bb, lo, hi, name="qt") as task:
-            if split == 1:
-                o, i_lo, i_hi = task, i64(0), i64(n_in)
-            else:
-                o = bb.udiv(task, i64(split))
-                i_lo = bb.mul(bb.urem(task, i64(split)), i64(chunk))
-                i_hi = _min(bb, bb.add(i_lo, i64(chunk)), i64(n_in))
-            for o_size, o_start, o_count in outer:
-                ob0 = o_start // steps[0]
-                if len(outer) == 1:
-                    hit = None
-                elif ob0 == 0:
-                    hit = bb.icmp_signed("<", o, i64(o_count))
-                else:
-                    hit = bb.icmp_signed(">=", o, i64(ob0))
-                with bb.if_then(hit) if hit is not None else contextlib.nullcontext():
-                    o0 = bb.mul(o, i64(steps[0]))
-                    for i_size, i_start, i_count in inner:
-                        ib0 = i_start // steps[1]
-                        lo_i = _max(bb, i_lo, i64(ib0)) if ib0 else i_lo
-                        hi_i = _min(bb, i_hi, i64(ib0 + i_count))
-                        with for_range(bb, lo_i, hi_i, name="qi") as ib_i:
-                            i0 = bb.mul(ib_i, i64(steps[1]))
-                            if cols_outer:
-                                call(i0, i_size, o0, o_size)
-                            else:
-                                call(o0, o_size, i0, i_size)
+        with for_range(bb, t0, t1, name="qt") as idx:
+            o = bb.udiv(idx, i64(n_in)) if n_out > 1 else i64(0)
+            i = bb.urem(idx, i64(n_in)) if n_out > 1 else idx
+            o0, i0 = bb.mul(o, i64(steps[0])), bb.mul(i, i64(steps[1]))
 
-    parallel_for(b, n_out * split, caps, body, work=work, name="qtiles")
+            def at_outer(o_size):
+                def at_inner(i_size):
+                    if cols_outer:
+                        call(i0, i_size, o0, o_size)
+                    else:
+                        call(o0, o_size, i0, i_size)
+
+                _sized(bb, i, inner, at_inner)
+
+            _sized(bb, o, outer, at_outer)
+        if hooks is not None and hooks.after:
+            hooks.after(bb, r0, r1, tile_ptrs, args[len(caps) :])
+
+    parallel_for(b, n_tasks, caps + extra, body, work=work, name="qtiles")
 
 
 def emit_qgemm(
@@ -434,13 +516,16 @@ def emit_qgemm(
     x = b.bitcast(args[0], I8_PTR)
     res = b.bitcast(args[1], I8_PTR) if has_res else null(I8_PTR)
     out = b.bitcast(args[1 + has_res], I8_PTR)
-    panel = b.bitcast(const_global(module, f"{name}.wpack", pack_panel(wq.T, g, np_)), I8_PTR)
+    kq, nr = kp // g, isa.nr
+    blocks = pack_panel(wq.T, g, np_).reshape(kq, np_ // nr, nr, g).transpose(1, 0, 2, 3)
+    packed = np.ascontiguousarray(blocks).reshape(-1)  # [N / nr][kq][nr][g]: streamed per tile
+    panel = b.bitcast(const_global(module, f"{name}.wpack", packed), I8_PTR)
     bias_p, mult_p, fbias_p = param_globals(b, module, name, params, np_)
     a = x
     if repack:
         a = args[-1]
         emit_pack_rows(b, x, a, m, k, kp, dom.flip)
-    tiling = QTiling(m, n, kp // g, kp, np_ * g, n, True, dom.signed, False, params.epi)
+    tiling = QTiling(m, n, kq, kp, nr * g, n, True, dom.signed, False, params.epi, b_col=kq * g)
     if m and n:
         emit_tiles(b, QMicroCache(module, name), isa, tiling, a, panel, bias_p, mult_p,
                    fbias_p, res, out)  # fmt: skip
