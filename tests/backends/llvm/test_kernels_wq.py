@@ -14,7 +14,7 @@ import ctypes
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from llvmlite import binding as llvm
 from llvmlite import ir
@@ -265,6 +265,36 @@ def dyn_cases(draw):
 
 @given(dyn_cases())
 @settings(max_examples=10, deadline=None)
+@example(
+    dict(
+        seed=7,
+        conv=False,
+        m=37,
+        k=70,
+        n=50,
+        group=1,
+        shift=0.0,
+        spread=1.0,
+        bias=True,
+        res=True,
+        act=("gelu", 0.0, 0.0),
+    )
+)  # post pass in the GEMM's row tasks
+@example(
+    dict(
+        seed=8,
+        conv=False,
+        m=29,
+        k=33,
+        n=40,
+        group=1,
+        shift=2.0,
+        spread=1.0,
+        bias=False,
+        res=False,
+        act=("gelu", 0.0, 0.0),
+    )
+)
 def test_dynamic_layers_on_int8_kernels_are_bit_exact(c):
     rng = np.random.default_rng(c["seed"])
     b = GraphBuilder()
@@ -295,7 +325,7 @@ def test_dynamic_layers_on_int8_kernels_are_bit_exact(c):
     emitter, got = run_lowered(module, feeds)
     assert emitter == ("dyn_conv" if c["conv"] else "dyn_gemm")
     want = interpret(module, feeds)[0]
-    if act == "leaky_relu":  # scalar activation after the epilogue: same float ops
+    if act in ("leaky_relu", "gelu"):  # activation after the epilogue: same float ops
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
     else:
         np.testing.assert_array_equal(got, want)

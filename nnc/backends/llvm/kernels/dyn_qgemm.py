@@ -31,7 +31,7 @@ from nnc.backends.llvm.kernels.activation import emit_activation
 from nnc.backends.llvm.kernels.conv_shape import ConvShape
 from nnc.backends.llvm.kernels.dyn_quant import emit_qparams, emit_quantize_rows
 from nnc.backends.llvm.kernels.qconv import _emit_im2col, _emit_pad_planes
-from nnc.backends.llvm.kernels.qgemm import QMicroCache, QTiling, emit_tiles
+from nnc.backends.llvm.kernels.qgemm import QMicroCache, QTiling, RowHooks, emit_tiles
 from nnc.backends.llvm.kernels.qisa import module_target, select_qisa
 from nnc.backends.llvm.kernels.qpack import (
     ActDomain,
@@ -62,11 +62,33 @@ def _post(b, module, out, res, size: int, activation, act_alpha, act_beta, has_r
     """``out = act(out + residual)`` when the epilogue could not do it."""
     if not has_residual and activation in FUSED_ACTS:
         return
-    with for_range(b, 0, size, name="post") as i:
+    _post_range(b, module, out, res, i64(0), i64(size), activation, act_alpha, act_beta)
+
+
+def _post_range(b, module, out, res, start, stop, activation, act_alpha, act_beta) -> None:
+    """``out[i] = act(out[i] + res[i])`` (``res`` None: no residual) for i in [start, stop):
+    a flat loop LLVM vectorizes."""
+    with for_range(b, start, stop, name="post") as i:
         v = loops.load_at(b, out, i)
-        if has_residual:
+        if res is not None:
             v = b.fadd(v, loops.load_at(b, res, i))
         loops.store_at(b, emit_activation(b, module, v, activation, act_alpha, act_beta), out, i)
+
+
+def _post_hooks(module, res, n: int, activation, act_alpha, act_beta) -> RowHooks | None:
+    """The ``_post`` pass of the GEMM as a ``RowHooks.after``: each task applies it to its
+    own output rows right after computing them (cache hot, in parallel, no extra pass);
+    None when the epilogue fuses everything."""
+    if res is None and activation in FUSED_ACTS:
+        return None
+
+    def after(bb, r0, r1, ptrs, extra) -> None:
+        out = bb.bitcast(ptrs[6], F32P)
+        rv = bb.bitcast(extra[0], F32P) if res is not None else None
+        start, stop = bb.mul(r0, i64(n)), bb.mul(r1, i64(n))
+        _post_range(bb, module, out, rv, start, stop, activation, act_alpha, act_beta)
+
+    return RowHooks(captures=(res,) if res is not None else (), after=after)
 
 
 def _runtime_params(b, s, zp_dom, rowsum, wscale, bias_i32, mult, count: int) -> None:
@@ -137,10 +159,10 @@ def emit_dyn_gemm(
     panel = b.bitcast(const_global(module, f"{name}.wpack", pack_panel(wq.T, g, np_)), I8_PTR)
     epi = _epilogue(activation, act_alpha, act_beta, bias is not None, has_residual)
     tiling = QTiling(m, n, kp // g, kp, np_ * g, n, True, dom.signed, False, epi)
+    hooks = _post_hooks(module, res, n, activation, act_alpha, act_beta)
     if m and n:
         emit_tiles(b, QMicroCache(module, name), isa, tiling, scr, panel, bias_i32, mult, fbias,
-                   null(I8_PTR), b.bitcast(out, I8_PTR))  # fmt: skip
-    _post(b, module, out, res, m * n, activation, act_alpha, act_beta, has_residual)
+                   null(I8_PTR), b.bitcast(out, I8_PTR), hooks)  # fmt: skip
     b.ret_void()
     return KernelFn(fn, scratch)
 
