@@ -7,14 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 from test_kernels_quant import (
-    NP,
-    RANGE,
     assert_equal,
     conv_acc,
     epilogue_ref,
-    quant_params,
+    group1_conv_cases,
     run_kernel,
 )
 
@@ -23,24 +20,8 @@ from nnc.backends.llvm.kernels.qconv import emit_qconv
 from nnc.backends.llvm.kernels.qisa import ISAS
 
 
-@st.composite
-def implicit_cases(draw):
-    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
-    c, m = draw(st.integers(1, 10)), draw(st.integers(1, 20))
-    kh, kw = draw(st.sampled_from([(3, 3), (1, 3), (2, 2), (5, 5), (3, 1)]))
-    strides = draw(st.sampled_from([(1, 1), (2, 2), (1, 2)]))
-    pads = tuple(draw(st.integers(0, 2)) for _ in range(4))
-    h = draw(st.integers(max(1, kh - pads[0] - pads[2]), 12))
-    wd = draw(st.integers(max(1, kw - pads[1] - pads[3]), 40))
-    n = draw(st.integers(1, 2))
-    oh = (h + pads[0] + pads[2] - kh) // strides[0] + 1
-    ow = (wd + pads[1] + pads[3] - kw) // strides[1] + 1
-    q = draw(quant_params(m, (n, m, oh, ow), rng))
-    q["flavour"] = draw(st.sampled_from(["vnni512", "vnni256"]))
-    lo, hi = RANGE[q["x_dtype"]]
-    x = rng.integers(lo, hi + 1, (n, c, h, wd)).astype(NP[q["x_dtype"]])
-    w = rng.integers(-128, 128, (m, c, kh, kw)).astype(np.int8)
-    return q, x, w, dict(strides=strides, pads=pads, dilations=(1, 1), group=1)
+def implicit_cases():
+    return group1_conv_cases([(3, 3), (1, 3), (2, 2), (5, 5), (3, 1)], 10, 20, 2, 12, 40)
 
 
 def check(q, x, w, geo, implicit=True):

@@ -8,17 +8,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 from llvmlite import ir
 from test_kernels_quant import (
     NP,
     RANGE,
     Jit,
+    add_qconv,
     assert_equal,
     conv_acc,
     epilogue_ref,
     flavour_target,
-    quant_params,
+    group1_conv_cases,
     run_kernel,
 )
 
@@ -91,24 +91,8 @@ def test_pixrows_vnni256_and_float_output(forced):
     check(q, x, w, geo)
 
 
-@st.composite
-def pixrow_cases(draw):
-    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
-    c, m = draw(st.integers(1, 24)), draw(st.integers(1, 40))
-    kh, kw = draw(st.sampled_from([(1, 1), (3, 3), (1, 3), (2, 2)]))
-    strides = draw(st.sampled_from([(1, 1), (2, 2), (1, 2)]))
-    pads = tuple(draw(st.integers(0, 1)) for _ in range(4))
-    h = draw(st.integers(max(1, kh - pads[0] - pads[2]), 9))
-    wd = draw(st.integers(max(1, kw - pads[1] - pads[3]), 19))
-    n = draw(st.integers(1, 2))
-    oh = (h + pads[0] + pads[2] - kh) // strides[0] + 1
-    ow = (wd + pads[1] + pads[3] - kw) // strides[1] + 1
-    q = draw(quant_params(m, (n, m, oh, ow), rng))
-    q["flavour"] = draw(st.sampled_from(["vnni512", "vnni256"]))
-    lo, hi = RANGE[q["x_dtype"]]
-    x = rng.integers(lo, hi + 1, (n, c, h, wd)).astype(NP[q["x_dtype"]])
-    w = rng.integers(-128, 128, (m, c, kh, kw)).astype(np.int8)
-    return q, x, w, dict(strides=strides, pads=pads, dilations=(1, 1), group=1)
+def pixrow_cases():
+    return group1_conv_cases([(1, 1), (3, 3), (1, 3), (2, 2)], 24, 40, 1, 9, 19)
 
 
 @given(pixrow_cases())
@@ -126,7 +110,6 @@ def test_pixrows_threads_bitwise_identical(forced, monkeypatch, tmp_path):
     """A built model (1x1 conv, then 3x3 conv + residual + relu on 7x7) gives the same bits
     at 1 and 2 threads with every loop dispatched, equal to the interpreter's."""
     from nnc.backends.llvm import build, write_artifact
-    from nnc.ir import ops_quant as oq
     from nnc.ir.builder import GraphBuilder
     from nnc.ir.interpret import interpret
     from nnc.runtime import load_library
@@ -136,31 +119,8 @@ def test_pixrows_threads_bitwise_identical(forced, monkeypatch, tmp_path):
     g = GraphBuilder()
     x = g.add_input("x", (1, 24, 7, 7), "u8")
 
-    def qconv(v, cin, cout, k, res=None):
-        w = g.constant(rng.integers(-127, 128, (cout, cin, k, k)).astype(np.int8))
-        bias = g.constant(rng.integers(-2000, 2000, cout).astype(np.int32))
-        extra = dict(r_scale=0.07, r_zp=11) if res is not None else {}
-        return g.insert(
-            oq.QConvOp(
-                v,
-                w,
-                bias,
-                res,
-                strides=(1, 1),
-                pads=(k // 2,) * 4,
-                x_scale=0.05,
-                x_zp=9,
-                w_scale=rng.uniform(0.001, 0.01, cout).astype(np.float32),
-                y_scale=0.1,
-                y_zp=4,
-                out_dtype="u8",
-                activation="relu",
-                **extra,
-            )  # fmt: skip
-        )
-
-    h = qconv(x, 24, 150, 1)
-    y = qconv(h, 150, 150, 3, res=h)
+    h = add_qconv(g, rng, x, 24, 150, 1)
+    y = add_qconv(g, rng, h, 150, 150, 3, res=h)
     module = g.finish([("y", y)])
     xin = rng.integers(0, 256, (1, 24, 7, 7)).astype(np.uint8)
     outs = []

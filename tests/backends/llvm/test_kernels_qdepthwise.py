@@ -31,23 +31,32 @@ def check(q, x, w, geo):
 
 
 @st.composite
-def dw_cases(draw):
+def depthwise_cases(draw, c_max=4, sw=(1, 2, 3), dw_max=2, h_max=12, w_max=70, flavours=None):
+    """(quant params, x, w, conv kwargs) of a depthwise conv (depth multiplier 1 or 2,
+    kernels up to 5x5, strides, dilations, pads up to 2); ``flavours`` pins the kernel
+    flavour drawn (None: ``quant_params``' own draw)."""
     rng = np.random.default_rng(draw(st.integers(0, 2**16)))
-    c, mg = draw(st.integers(1, 4)), draw(st.sampled_from([1, 1, 2]))
+    c, mg = draw(st.integers(1, c_max)), draw(st.sampled_from([1, 1, 2]))
     kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
-    strides = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    dil = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    strides = (draw(st.integers(1, 3)), draw(st.sampled_from(sw)))
+    dil = (draw(st.integers(1, 2)), draw(st.integers(1, dw_max)))
     pads = tuple(draw(st.integers(0, 2)) for _ in range(4))
-    h = draw(st.integers(max(1, dil[0] * (kh - 1) + 1 - pads[0] - pads[2]), 12))
-    wd = draw(st.integers(max(1, dil[1] * (kw - 1) + 1 - pads[1] - pads[3]), 70))
+    h = draw(st.integers(max(1, dil[0] * (kh - 1) + 1 - pads[0] - pads[2]), h_max))
+    wd = draw(st.integers(max(1, dil[1] * (kw - 1) + 1 - pads[1] - pads[3]), w_max))
     oh = (h + pads[0] + pads[2] - dil[0] * (kh - 1) - 1) // strides[0] + 1
     ow = (wd + pads[1] + pads[3] - dil[1] * (kw - 1) - 1) // strides[1] + 1
     m = c * mg
     q = draw(quant_params(m, (1, m, oh, ow), rng))
+    if flavours:
+        q["flavour"] = draw(st.sampled_from(flavours))
     lo, hi = RANGE[q["x_dtype"]]
     x = rng.integers(lo, hi + 1, (1, c, h, wd)).astype(NP[q["x_dtype"]])
     w = rng.integers(-128, 128, (m, 1, kh, kw)).astype(np.int8)
     return q, x, w, dict(strides=strides, pads=pads, dilations=dil, group=c)
+
+
+def dw_cases():
+    return depthwise_cases()
 
 
 @given(dw_cases())

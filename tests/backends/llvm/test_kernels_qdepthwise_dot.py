@@ -10,9 +10,8 @@ import llvmlite.binding as llvm
 import numpy as np
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 from llvmlite import ir
-from test_kernels_qdepthwise import check
+from test_kernels_qdepthwise import check, depthwise_cases
 from test_kernels_quant import (
     HOST,
     NP,
@@ -20,7 +19,6 @@ from test_kernels_quant import (
     Jit,
     flavour_target,
     kernel_kwargs,
-    quant_params,
 )
 
 from nnc.backends.llvm import parallel
@@ -114,25 +112,8 @@ def test_extreme_values_are_exact():
         check(q, x, w, geo)
 
 
-@st.composite
-def dot_cases(draw):
-    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
-    c, mg = draw(st.integers(1, 3)), draw(st.sampled_from([1, 1, 2]))
-    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
-    strides = (draw(st.integers(1, 3)), draw(st.sampled_from([1, 2, 3, 4])))
-    dil = (draw(st.integers(1, 2)), draw(st.integers(1, 3)))
-    pads = tuple(draw(st.integers(0, 2)) for _ in range(4))
-    h = draw(st.integers(max(1, dil[0] * (kh - 1) + 1 - pads[0] - pads[2]), 9))
-    wd = draw(st.integers(max(1, dil[1] * (kw - 1) + 1 - pads[1] - pads[3]), 80))
-    oh = (h + pads[0] + pads[2] - dil[0] * (kh - 1) - 1) // strides[0] + 1
-    ow = (wd + pads[1] + pads[3] - dil[1] * (kw - 1) - 1) // strides[1] + 1
-    m = c * mg
-    q = draw(quant_params(m, (1, m, oh, ow), rng))
-    q["flavour"] = draw(st.sampled_from(["vnni512", "vnni256"]))
-    lo, hi = RANGE[q["x_dtype"]]
-    x = rng.integers(lo, hi + 1, (1, c, h, wd)).astype(NP[q["x_dtype"]])
-    w = rng.integers(-128, 128, (m, 1, kh, kw)).astype(np.int8)
-    return q, x, w, dict(strides=strides, pads=pads, dilations=dil, group=c)
+def dot_cases():
+    return depthwise_cases(3, (1, 2, 3, 4), 3, 9, 80, ["vnni512", "vnni256"])
 
 
 @given(dot_cases())

@@ -187,6 +187,29 @@ def assert_equal(out, ref):
 
 
 @st.composite
+def group1_conv_cases(draw, kernels, c_max: int, m_max: int, pad_max: int, h_max: int,
+                      w_max: int):  # fmt: skip
+    """(quant params, x, w, conv kwargs) of a group-1, dilation-1 conv drawn from
+    ``kernels`` and strides (1, 1) / (2, 2) / (1, 2), for the 4-byte dot-product flavours."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    c, m = draw(st.integers(1, c_max)), draw(st.integers(1, m_max))
+    kh, kw = draw(st.sampled_from(kernels))
+    strides = draw(st.sampled_from([(1, 1), (2, 2), (1, 2)]))
+    pads = tuple(draw(st.integers(0, pad_max)) for _ in range(4))
+    h = draw(st.integers(max(1, kh - pads[0] - pads[2]), h_max))
+    wd = draw(st.integers(max(1, kw - pads[1] - pads[3]), w_max))
+    n = draw(st.integers(1, 2))
+    oh = (h + pads[0] + pads[2] - kh) // strides[0] + 1
+    ow = (wd + pads[1] + pads[3] - kw) // strides[1] + 1
+    q = draw(quant_params(m, (n, m, oh, ow), rng))
+    q["flavour"] = draw(st.sampled_from(["vnni512", "vnni256"]))
+    lo, hi = RANGE[q["x_dtype"]]
+    x = rng.integers(lo, hi + 1, (n, c, h, wd)).astype(NP[q["x_dtype"]])
+    w = rng.integers(-128, 128, (m, c, kh, kw)).astype(np.int8)
+    return q, x, w, dict(strides=strides, pads=pads, dilations=(1, 1), group=1)
+
+
+@st.composite
 def gemm_cases(draw):
     rng = np.random.default_rng(draw(st.integers(0, 2**16)))
     m, n, k = draw(st.integers(1, 19)), draw(st.integers(1, 70)), draw(st.integers(1, 41))
@@ -336,6 +359,22 @@ def test_x86_asm_gating(cpu, present, absent):
 # -- through the IR: nn.qconv / nn.qgemm lowered, built into a library, vs the interpreter --
 
 
+def add_qconv(g, rng, v, cin: int, cout: int, k: int, res=None, out_dtype="u8", act="relu"):
+    """Insert an ``nn.qconv`` (k x k, stride 1, same padding, random s8 weights and int32
+    bias, u8 input with zero point 9; residual zero point 11) into GraphBuilder ``g``."""
+    from nnc.ir import ops_quant as oq
+
+    w = g.constant(rng.integers(-127, 128, (cout, cin, k, k)).astype(np.int8))
+    bias = g.constant(rng.integers(-2000, 2000, cout).astype(np.int32))
+    extra = dict(r_scale=0.07, r_zp=11) if res is not None else {}
+    return g.insert(
+        oq.QConvOp(v, w, bias, res, strides=(1, 1), pads=(k // 2,) * 4, x_scale=0.05, x_zp=9,
+                   w_scale=rng.uniform(0.001, 0.01, cout).astype(np.float32), y_scale=0.1,
+                   y_zp=-3 if out_dtype == "i8" else 4, out_dtype=out_dtype, activation=act,
+                   **extra)
+    )  # fmt: skip
+
+
 def test_int_ops_build_and_match_interpreter(tmp_path):
     """u8 input -> qconv(relu, bias) -> qconv(+residual, i8) -> qgemm -> u8 output."""
     from nnc.backends.llvm import build, write_artifact
@@ -350,27 +389,7 @@ def test_int_ops_build_and_match_interpreter(tmp_path):
     x = g.add_input("x", (1, 3, 8, 8), "u8")
 
     def qconv(v, cin, cout, res=None, out_dtype="u8", act="relu"):
-        w = g.constant(rng.integers(-127, 128, (cout, cin, 3, 3)).astype(np.int8))
-        bias = g.constant(rng.integers(-2000, 2000, cout).astype(np.int32))
-        extra = dict(r_scale=0.07, r_zp=11) if res is not None else {}
-        return g.insert(
-            oq.QConvOp(
-                v,
-                w,
-                bias,
-                res,
-                strides=(1, 1),
-                pads=(1, 1, 1, 1),
-                x_scale=0.05,
-                x_zp=9,
-                w_scale=rng.uniform(0.001, 0.01, cout).astype(np.float32),
-                y_scale=0.1,
-                y_zp=-3 if out_dtype == "i8" else 4,
-                out_dtype=out_dtype,
-                activation=act,
-                **extra,
-            )  # fmt: skip
-        )
+        return add_qconv(g, rng, v, cin, cout, 3, res, out_dtype, act)
 
     h = qconv(x, 3, 8)
     h2 = qconv(h, 8, 8, res=h, out_dtype="i8", act="none")
