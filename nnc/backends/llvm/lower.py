@@ -249,15 +249,12 @@ QUANT_CONVERT = ("quantize", "dequantize", "requantize")
 
 def _qparams(op) -> dict:
     p = op.props_dict()
-    if p["group_size"]:
-        raise UnsupportedOpError(
-            f"op '{op.name}' with per-group parameters is not supported by the LLVM backend"
-        )
     return {
         "shape": _shape(op.operands[0]),
         "scale": tuple(float(v) for v in p["scale"].array.reshape(-1)),
         "zp": tuple(int(v) for v in p["zero_point"].array.reshape(-1)),
         "axis": p["axis"],
+        "group_size": p["group_size"],
     }
 
 

@@ -139,17 +139,44 @@ def test_rows_per_pass_variants(monkeypatch, rows):
         check(*_case(h, 2, h, 21, 3, 1, 1, res=True))
 
 
-def test_threads_are_bitwise_identical(monkeypatch):
-    """The parallel build (tasks over the planes of 2 images, own scratch each) equals
-    the serial one."""
-    q, x, w, geo = _case(9, 6, 12, 30, 3, 1, 1, act="none", n=2)
-    q["flavour"] = "vnni512"
-    target = flavour_target("vnni512")
-    ref = _run(q, x, w, geo, (2, 6, 12, 30), target)
+def test_threads_are_bitwise_identical(monkeypatch, tmp_path):
+    """A built library (a real 2-thread pool; tasks over the planes of 2 images, own
+    scratch each; stride-1 depthwise + residual, then stride 2) equals its serial build
+    and the interpreter."""
+    from nnc.backends.llvm import build, write_artifact
+    from nnc.ir import ops_quant as oq
+    from nnc.ir.builder import GraphBuilder
+    from nnc.ir.interpret import interpret
+    from nnc.runtime import load_library
+
     monkeypatch.setattr(parallel, "MIN_PARALLEL_WORK", 0)
-    out = _run(q, x, w, geo, (2, 6, 12, 30), target)
-    np.testing.assert_array_equal(out, ref)
-    check(q, x, w, geo)
+    rng = np.random.default_rng(3)
+    g = GraphBuilder()
+    shape = (2, 20, 19, 37)
+    x = g.add_input("x", shape, "u8")
+
+    def dw(v, stride, res=None):
+        c = shape[1]
+        w = g.constant(rng.integers(-127, 128, (c, 1, 3, 3)).astype(np.int8))
+        bias = g.constant(rng.integers(-2000, 2000, c).astype(np.int32))
+        extra = dict(r_scale=0.07, r_zp=11) if res is not None else {}
+        return g.insert(
+            oq.QConvOp(v, w, bias, res, strides=(stride, stride), pads=(1, 1, 1, 1), group=c,
+                       x_scale=0.05, x_zp=9, w_scale=rng.uniform(0.001, 0.01, c).astype(
+                       np.float32), y_scale=0.1, y_zp=4, out_dtype="u8", activation="relu",
+                       **extra)
+        )  # fmt: skip
+
+    h = dw(x, 1)
+    y = dw(dw(h, 1, res=h), 2)
+    module = g.finish([("y", y)])
+    xin = rng.integers(0, 256, shape).astype(np.uint8)
+    outs = []
+    for threads in (1, 2):
+        so = write_artifact(build(module, threads=threads), tmp_path / f"l{threads}.so", "so")
+        outs.append(load_library(so).run([xin])[0])
+    np.testing.assert_array_equal(outs[0], interpret(module, [xin])[0])
+    np.testing.assert_array_equal(outs[1], outs[0])
 
 
 def test_selection():

@@ -74,10 +74,12 @@ def _model(c: int = 3, m: int = 15, h: int = 11, w: int = 13, classes: int = 70)
     return model
 
 
+@pytest.mark.parametrize("hook_rows", [0, 10**6])  # RowHooks inside the tile tasks / as passes
 @pytest.mark.parametrize("tasks", [qgemm.TASKS, 5])
-def test_int8_threads_give_the_serial_bits(monkeypatch, tasks):
+def test_int8_threads_give_the_serial_bits(monkeypatch, tasks, hook_rows):
     monkeypatch.setattr(parallel, "MIN_PARALLEL_WORK", 0)
     monkeypatch.setattr(qgemm, "TASKS", tasks)
+    monkeypatch.setattr(qgemm, "HOOK_ROW_BLOCKS", hook_rows)
     model = _model()
     rng = np.random.default_rng(1)
     feeds = [{"x": rng.normal(0, 1, (1, 3, 11, 13)).astype(np.float32)} for _ in range(4)]

@@ -48,7 +48,7 @@ from nnc.backends.llvm.kernels.requant import (
     splat,
 )
 from nnc.backends.llvm.loops import F32, I8, I32, I64, for_range, gep, i64
-from nnc.backends.llvm.parallel import parallel_for
+from nnc.backends.llvm.parallel import parallel_blocks, parallel_for
 
 I16 = ir.IntType(16)
 I8_PTR = I8.as_pointer()
@@ -56,6 +56,9 @@ I8_PTR = I8.as_pointer()
 #: 32, so the pool's ``min(n, 4 * threads)`` equal chunks of tasks are balanced for 2, 3, 4
 #: and 8 threads (tasks have equal estimated costs, see ``emit_tiles``).
 TASKS = 96
+#: Fewest row blocks for which ``emit_tiles`` runs ``RowHooks`` inside row-owning tile
+#: tasks (fewer: separate parallel passes, so that the tiles still split over the pool).
+HOOK_ROW_BLOCKS = 8
 Shape = tuple[int, ...]
 
 
@@ -348,6 +351,27 @@ class RowHooks:
     after: Callable | None = None
 
 
+def _unpack(ptrs: list, args: list) -> list:
+    """The tile operands inside a parallel body: constants as they are, the others taken
+    in order from the body's ``args`` (the captured non-constant operands)."""
+    it = iter(args)
+    return [p if isinstance(p, ir.Constant) else next(it) for p in ptrs]
+
+
+def _hook_pass(b, t: QTiling, hooks: RowHooks, fn, ptrs: list) -> None:
+    """``fn(bb, r0, r1, tile_ptrs, extra)`` over all ``t.rows`` rows as one parallel loop
+    of single-row tasks (work: the bytes of the rows' output)."""
+    if fn is None:
+        return
+    caps = [p for p in ptrs if not isinstance(p, ir.Constant)]
+
+    def body(bb, r0, r1, args):
+        fn(bb, r0, r1, tuple(_unpack(ptrs, args[: len(caps)])), args[len(caps) :])
+
+    work = 2 * t.rows * t.cols * t.epi.out_bytes
+    parallel_blocks(b, t.rows, 1, caps + list(hooks.captures), body, work=work, name="qhook")
+
+
 def _row_task_bounds(t: QTiling, isa: QIsa, n_in: int, k_steps: int) -> list[int]:
     """Task bounds (in tiles) of a rows-outer tiling cut at row-block boundaries."""
     runs = _blocks(t.rows, isa.mr)
@@ -371,10 +395,20 @@ def emit_tiles(
     and 8 threads. Every tile is computed by the same micro-kernel call whatever the
     tasks, so results do not depend on the thread count. Operands must not be written by
     the tiles (only ``out`` is). With ``hooks`` the row blocks are outer and tasks are
-    runs of whole row blocks, each calling the hooks around its tiles (``RowHooks``).
+    runs of whole row blocks, each calling the hooks around its tiles (``RowHooks``);
+    with fewer than ``HOOK_ROW_BLOCKS`` row blocks the hooks run as parallel passes over
+    single rows before and after the tiles instead.
     """
     ob = t.epi.out_bytes
     col_runs, row_runs = _blocks(t.cols, isa.nr), _blocks(t.rows, isa.mr)
+    if hooks is not None and sum(r[2] for r in row_runs) < HOOK_ROW_BLOCKS:
+        # Too few row blocks for row-owning tasks to keep the pool busy: the hooks run as
+        # their own parallel passes over rows around an unconstrained tiling.
+        ptrs = [a, bp, bias, mult, fbias, res, out]
+        _hook_pass(b, t, hooks, hooks.before, ptrs)
+        emit_tiles(b, cache, isa, t, a, bp, bias, mult, fbias, res, out)
+        _hook_pass(b, t, hooks, hooks.after, ptrs)
+        return
     cols_outer = hooks is None and _cols_outer(isa, t)
     unroll = 1 if t.taps else next(u for u in (4, 2, 1) if t.kq % u == 0)
     key = epilogue_key(t.epi)
@@ -406,10 +440,7 @@ def emit_tiles(
     work = 2 * t.rows * t.cols * t.kq * isa.group * max(1, len(t.taps))
 
     def body(bb, lo, hi, args):
-        it = iter(args[: len(caps)])
-        pa, pb, pbias, pmult, pfbias, pres, pout = (
-            p if isinstance(p, ir.Constant) else next(it) for p in ptrs
-        )
+        pa, pb, pbias, pmult, pfbias, pres, pout = _unpack(ptrs, args)
         tab = bb.bitcast(table, I64.as_pointer())
         t0 = loops.load_at(bb, tab, lo)
         t1 = loops.load_at(bb, tab, hi)

@@ -9,10 +9,13 @@
 Big tensors are cut into blocks of ``FLAT_BLOCK`` elements on the thread pool (work =
 bytes moved; every element's code is the same whatever the blocks).
 
-Per-tensor and per-channel (channel = ``(flat index // inner) % C`` for the ``axis``)
-parameters; per-group parameters are not lowered natively (UnsupportedOpError at
-lowering). Args: ``x, y`` (pointers are passed as ``float*`` and bitcast to the element
-type).
+Per-tensor, per-channel (channel = ``(flat index // inner) % C`` for the ``axis``) and
+per-group (blocked, ONNX opset 21) parameters: the table has the tensor's shape with
+``G = ceil(C / group_size)`` at ``axis``, element ``(o, c, r)`` (outer, axis, inner
+coordinates) uses entry ``(o * G + c // group_size) * inner + r`` (when ``group_size``
+divides ``C``: ``(flat // (group_size * inner)) * inner + r``), exactly as
+``ops_quant.expand_params``. Args: ``x, y`` (pointers are passed as ``float*`` and
+bitcast to the element type).
 """
 
 from __future__ import annotations
@@ -73,9 +76,10 @@ def _table(module: ir.Module, name: str, values: np.ndarray, ty: ir.Type) -> ir.
 
 
 class _Params:
-    """Per-element scale / zero point: constants (per-tensor) or tables indexed by channel."""
+    """Per-element scale / zero point: constants (per-tensor) or tables indexed by channel
+    (per-channel) or by (outer, group, inner) position (per-group, ``group_size > 0``)."""
 
-    def __init__(self, b, module, name, shape, axis, scale, zp):
+    def __init__(self, b, module, name, shape, axis, scale, zp, group_size=0):
         scale = np.asarray(scale, np.float32).reshape(-1)
         zp = np.asarray(zp, np.int64).reshape(-1)
         self.per_tensor = scale.size == 1
@@ -85,24 +89,53 @@ class _Params:
         axis %= len(shape)
         self.inner = math.prod(shape[axis + 1 :])
         self.channels = shape[axis]
+        self.group = group_size
+        if group_size:
+            groups = -(-self.channels // group_size)
+            want = math.prod(shape[:axis]) * groups * self.inner
+            if scale.size != want or zp.size != want:
+                raise ValueError(f"per-group table of {scale.size} entries, expected {want}")
+            self.groups = groups
         self.s_tab = _table(module, f"{name}.scale", scale, F32)
         self.z_tab = _table(module, f"{name}.zp", zp.astype(np.int32), I32)
+
+    def _group_index(self, b: ir.IRBuilder, i: ir.Value) -> ir.Value:
+        """Table entry of flat element ``i`` for per-group parameters."""
+        inner, gs = i64(self.inner), self.group
+        r = b.urem(i, inner)
+        if self.channels % gs == 0:  # whole groups: one division finds (outer, group)
+            return b.add(b.mul(b.udiv(i, i64(gs * self.inner)), inner), r)
+        outer = b.udiv(i, i64(self.channels * self.inner))
+        c = b.urem(b.udiv(i, inner), i64(self.channels))
+        og = b.add(b.mul(outer, i64(self.groups)), b.udiv(c, i64(gs)))
+        return b.add(b.mul(og, inner), r)
 
     def at(self, b: ir.IRBuilder, i: ir.Value) -> tuple[ir.Value, ir.Value]:
         if self.per_tensor:
             return self.s, self.z
-        c = b.urem(b.udiv(i, i64(self.inner)), i64(self.channels))
+        if self.group:
+            c = self._group_index(b, i)
+        else:
+            c = b.urem(b.udiv(i, i64(self.inner)), i64(self.channels))
         s = b.load(b.gep(self.s_tab, [i64(0), c], inbounds=True))
         z = b.load(b.gep(self.z_tab, [i64(0), c], inbounds=True))
         return s, z
 
 
 def emit_quantize(
-    module: ir.Module, name: str, *, shape, scale, zp, axis: int, dtype: str
+    module: ir.Module,
+    name: str,
+    *,
+    shape,
+    scale,
+    zp,
+    axis: int,
+    dtype: str,
+    group_size: int = 0,
 ) -> KernelFn:
     """``y = clamp(rint(x / s) + zp)`` to i8/u8 (see module docstring)."""
     fn, b, (x, y) = loops.new_function(module, name, 2)
-    params = _Params(b, module, name, shape, axis, scale, zp)
+    params = _Params(b, module, name, shape, axis, scale, zp, group_size)
     qmin, qmax = qrange(dtype)
 
     def elem(b, x, out, i):
@@ -119,11 +152,19 @@ def emit_quantize(
 
 
 def emit_dequantize(
-    module: ir.Module, name: str, *, shape, scale, zp, axis: int, in_dtype: str
+    module: ir.Module,
+    name: str,
+    *,
+    shape,
+    scale,
+    zp,
+    axis: int,
+    in_dtype: str,
+    group_size: int = 0,
 ) -> KernelFn:
     """``y = f32(q - zp) * s`` from i8/u8/i32 (see module docstring)."""
     fn, b, (x, y) = loops.new_function(module, name, 2)
-    params = _Params(b, module, name, shape, axis, scale, zp)
+    params = _Params(b, module, name, shape, axis, scale, zp, group_size)
 
     def elem(b, src, y, i):
         s, z = params.at(b, i)
