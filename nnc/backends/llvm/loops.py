@@ -7,7 +7,7 @@ latch, exit) so LLVM's loop vectorizer and unroller recognise it.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from llvmlite import ir
 
@@ -96,6 +96,25 @@ def load_at(builder: ir.IRBuilder, ptr: ir.Value, index: ir.Value | int) -> ir.V
 def store_at(builder: ir.IRBuilder, value: ir.Value, ptr: ir.Value, index: ir.Value | int) -> None:
     """``ptr[index] = value``."""
     builder.store(value, gep(builder, ptr, index))
+
+
+def full_or_tail(
+    builder: ir.IRBuilder, idx: ir.Value, n_full: int, size: int, tail: int,
+    emit: Callable[[int], None],
+) -> None:  # fmt: skip
+    """Emit ``emit(size)`` for block ``idx < n_full`` and ``emit(tail)`` for the last,
+    partial block (``tail`` items; 0: there is none), each with its compile-time size;
+    no branch when only one kind of block exists."""
+    if not tail:
+        emit(size)
+    elif not n_full:
+        emit(tail)
+    else:
+        with builder.if_else(builder.icmp_unsigned("<", idx, i64(n_full))) as (full, last):
+            with full:
+                emit(size)
+            with last:
+                emit(tail)
 
 
 def intrinsic(module: ir.Module, name: str, ret: ir.Type, args: list[ir.Type]) -> ir.Function:

@@ -53,15 +53,13 @@ def _run_built(tmp_path: Path, module, threads: int, name: str):
     return load_library(so)
 
 
-@pytest.mark.parametrize(
-    "make", [data_parallel_model, small_cnn, transformer_head, mobile_block_model]
-)
-def test_threads_give_the_serial_bits(tmp_path, make):
-    module = make()
+def _check_serial_bits(tmp_path: Path, module, seed: int, atol: float):
+    """Build ``module`` serial and with 2 threads; the threaded library must give the
+    serial bits (twice), and the serial ones match the interpreter within ``atol``.
+    Returns (serial, threaded, inputs, serial outputs)."""
     serial = _run_built(tmp_path, module, 1, "serial")
     threaded = _run_built(tmp_path, module, 2, "threaded")
-    assert serial.num_threads() == 1 and threaded.num_threads() == 2
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     xs = [rng.standard_normal(t.shape).astype(np.float32) for t in serial.inputs]
     want = serial.run(xs)
     for got in (threaded.run(xs), threaded.run(xs)):
@@ -69,7 +67,17 @@ def test_threads_give_the_serial_bits(tmp_path, make):
             np.testing.assert_array_equal(g, w)
     ref = interpret(module, xs)
     for w, r in zip(want, ref, strict=True):
-        np.testing.assert_allclose(w, r, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(w, r, rtol=1e-4, atol=atol)
+    return serial, threaded, xs, want
+
+
+@pytest.mark.parametrize(
+    "make", [data_parallel_model, small_cnn, transformer_head, mobile_block_model]
+)
+def test_threads_give_the_serial_bits(tmp_path, make):
+    module = make()
+    serial, threaded, xs, want = _check_serial_bits(tmp_path, module, 0, 1e-5)
+    assert serial.num_threads() == 1 and threaded.num_threads() == 2
     # The runtime setter: 1 thread, then back to the default.
     assert threaded.set_num_threads(1) == 1 and threaded.num_threads() == 1
     np.testing.assert_array_equal(threaded.run(xs)[0], want[0])
@@ -179,14 +187,4 @@ def dynamic_mlp():
 def test_int8_threads_give_the_serial_bits(tmp_path, make, op):
     module = make()
     assert op in {o.name for o in module.walk()}
-    serial = _run_built(tmp_path, module, 1, "serial")
-    threaded = _run_built(tmp_path, module, 2, "threaded")
-    rng = np.random.default_rng(1)
-    xs = [rng.standard_normal(t.shape).astype(np.float32) for t in serial.inputs]
-    want = serial.run(xs)
-    for got in (threaded.run(xs), threaded.run(xs)):
-        for w, g in zip(want, got, strict=True):
-            np.testing.assert_array_equal(g, w)
-    ref = interpret(module, xs)
-    for w, r in zip(want, ref, strict=True):
-        np.testing.assert_allclose(w, r, rtol=1e-4, atol=1e-4)
+    _check_serial_bits(tmp_path, module, 1, 1e-4)

@@ -22,13 +22,11 @@ scalar targets 4 x 1.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from llvmlite import ir
 
 from nnc.backends.llvm import loops
 from nnc.backends.llvm.kernels import KernelFn
-from nnc.backends.llvm.kernels.gemm import tile_shape
+from nnc.backends.llvm.kernels.gemm import TileShape, tile_shape
 from nnc.backends.llvm.kernels.pack import CHANNEL_BLOCK
 from nnc.backends.llvm.kernels.simd import (
     load_lanes,
@@ -53,28 +51,17 @@ MIN_PLANE, MAX_PLANE_K = 784, 192
 SUPER_TILES, MIN_TASKS = 16, 16
 
 
-@dataclass(frozen=True)
-class PointTile:
-    """``mr`` channels (divides 16) x ``nrv`` vectors of ``width`` pixels."""
-
-    width: int
-    mr: int
-    nrv: int
-
-    @property
-    def nr(self) -> int:
-        return self.width * self.nrv
-
-
-def point_tile(module: ir.Module) -> PointTile:
+def point_tile(module: ir.Module) -> TileShape:
+    """Register tile of the pointwise micro-kernel: ``mr`` output channels (divides 16) x
+    ``nrv`` vectors of ``width`` pixels."""
     width = tile_shape(module).width
     if width >= 16:
-        return PointTile(16, 8, 3)
+        return TileShape(16, 8, 3)
     if width == 8:
-        return PointTile(8, 4, 3)
+        return TileShape(8, 4, 3)
     if width >= 4:
-        return PointTile(width, 8, 3)
-    return PointTile(1, 4, 1)
+        return TileShape(width, 8, 3)
+    return TileShape(1, 4, 1)
 
 
 def use_pointwise(x_shape, w_shape, strides, pads, group) -> bool:
@@ -87,7 +74,7 @@ def use_pointwise(x_shape, w_shape, strides, pads, group) -> bool:
     return c <= MAX_POINTWISE_K or (h * w >= MIN_PLANE and c <= MAX_PLANE_K)
 
 
-def _emit_micro(module, fname, t: PointTile, k: int, plane: int, cols: int, rows: int, epi):
+def _emit_micro(module, fname, t: TileShape, k: int, plane: int, cols: int, rows: int, epi):
     """``void f(x, w, out[, bias][, res])``: ``rows`` channels x ``cols`` pixels."""
     has_bias, has_res, act = epi
     n_args = 3 + has_bias + has_res

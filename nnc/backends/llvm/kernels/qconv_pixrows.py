@@ -308,26 +308,14 @@ def _emit_gemm(b, cache: QMicroCache, isa: QIsa, t: QTiling, a, wblk, bias, mult
                 i64(t.kq), i64(t.a_row), i64(width * g), i64(t.ldc), *eargs,
             ])  # fmt: skip
 
-        def split(idx, full, size, tail, fn):  # static tile size: full, else the tail
-            if not tail:
-                fn(size)
-            elif not full:
-                fn(tail)
-            else:
-                with bb.if_else(bb.icmp_signed("<", idx, i64(full))) as (then, other):
-                    with then:
-                        fn(size)
-                    with other:
-                        fn(tail)
-
         with for_range(bb, lo, hi, name="pt") as task:
             jb, ib = bb.udiv(task, i64(nrt)), bb.urem(task, i64(nrt))
             i0, j0 = bb.mul(ib, i64(mr)), bb.mul(jb, i64(nr))
 
             def by_rows(cols):
-                split(ib, rfull, mr, rtail, lambda rows: call(i0, rows, j0, cols))
+                loops.full_or_tail(bb, ib, rfull, mr, rtail, lambda r: call(i0, r, j0, cols))
 
-            split(jb, cfull, nr, ctail, by_rows)
+            loops.full_or_tail(bb, jb, cfull, nr, ctail, by_rows)
 
     work = 2 * t.rows * t.cols * kbytes
     parallel_for(b, nrt * nct, caps, body, work=work, name="ptiles")

@@ -173,14 +173,7 @@ class _Window:
                     )
                     self.block(b, ptrs, valid)
 
-                if not tail:
-                    body(B)
-                else:
-                    with b.if_else(b.icmp_unsigned("==", bi, i64(full))) as (then, other):
-                        with then:
-                            body(tail)
-                        with other:
-                            body(B)
+                loops.full_or_tail(b, bi, full, B, tail, body)
 
         work = 2 * self.n * cb * plane_out * taps
         parallel_for(b, self.n * cb, list(args), task, work=work)

@@ -91,23 +91,26 @@ def cache_algo(shape: ConvShape) -> str | None:
     return "direct" if shape.n * shape.oh * shape.ow >= CACHE_PIXELS else None
 
 
+def decode_block(b, lay: WQLayout, gp: GroupParams, wp, blk, dst0) -> None:
+    """``dst0[k][16]`` = decoded ``wq16`` block ``blk`` (exactly the contract decode)."""
+
+    def body(g, k0, count):
+        sv, zv = gp.at(b, blk, g)
+        with for_range(b, 0, count, name="dk") as kk:
+            k = b.add(k0, kk)
+            v = decode_row(b, lay.storage, row_ptr(b, lay, wp, blk, k), sv, zv)
+            ptr = b.bitcast(gep(b, dst0, b.mul(k, i64(BLOCK))), v.type.as_pointer())
+            b.store(v, ptr, align=4)
+
+    group_loops(b, lay, body)
+
+
 def decode_blocks(b, lay: WQLayout, wp, blk0, nblk, dst) -> None:
     """``dst[t][k][16]`` = decoded ``wq16`` block ``blk0 + t`` for ``t < nblk`` (runtime
     loop; exactly the contract decode)."""
     gp = GroupParams(b, lay, wp)
     with for_range(b, 0, nblk, name="dblk") as t:
-        blk = b.add(blk0, t)
-        dst0 = gep(b, dst, b.mul(t, i64(lay.k * BLOCK)))
-
-        def body(g, k0, count, blk=blk, dst0=dst0):
-            sv, zv = gp.at(b, blk, g)
-            with for_range(b, 0, count, name="dk") as kk:
-                k = b.add(k0, kk)
-                v = decode_row(b, lay.storage, row_ptr(b, lay, wp, blk, k), sv, zv)
-                ptr = b.bitcast(gep(b, dst0, b.mul(k, i64(BLOCK))), v.type.as_pointer())
-                b.store(v, ptr, align=4)
-
-        group_loops(b, lay, body)
+        decode_block(b, lay, gp, wp, b.add(blk0, t), gep(b, dst, b.mul(t, i64(lay.k * BLOCK))))
 
 
 @dataclass(frozen=True)

@@ -37,9 +37,14 @@ from nnc.backends.llvm.kernels import KernelFn
 from nnc.backends.llvm.kernels.activation import emit_activation
 from nnc.backends.llvm.kernels.conv_direct import direct_tile, emit_conv2d_direct
 from nnc.backends.llvm.kernels.conv_shape import ConvShape
-from nnc.backends.llvm.kernels.wq_cache import cache_algo, emit_wq_conv_cached, winograd_ok
-from nnc.backends.llvm.kernels.wq_decode import GroupParams, decode_row, row_ptr
-from nnc.backends.llvm.kernels.wq_gemm import WQTile, emit_wq_gemm, group_loops, padded_ld
+from nnc.backends.llvm.kernels.wq_cache import (
+    cache_algo,
+    decode_block,
+    emit_wq_conv_cached,
+    winograd_ok,
+)
+from nnc.backends.llvm.kernels.wq_decode import GroupParams
+from nnc.backends.llvm.kernels.wq_gemm import WQTile, emit_wq_gemm, padded_ld
 from nnc.backends.llvm.kernels.wq_pack import BLOCK, WQLayout
 from nnc.backends.llvm.loops import F32, I8_PTR, f32, for_range, gep, i64, load_at, store_at
 from nnc.backends.llvm.parallel import parallel_for
@@ -65,18 +70,7 @@ def spec_algo(x_shape, w_shape, strides, pads, dilations) -> str:
 def _decode_panel(b, lay: WQLayout, gp: GroupParams, wp, blk0, nblk: int, panel) -> None:
     """``panel[t][k][16]`` = decoded block ``blk0 + t`` (the c16 panel of the tile)."""
     for t in range(nblk):
-        blk = b.add(blk0, i64(t))
-        dst0 = gep(b, panel, t * lay.k * BLOCK)
-
-        def body(g, k0, count, blk=blk, dst0=dst0):
-            sv, zv = gp.at(b, blk, g)
-            with for_range(b, 0, count, name="dk") as kk:
-                k = b.add(k0, kk)
-                v = decode_row(b, lay.storage, row_ptr(b, lay, wp, blk, k), sv, zv)
-                dst = b.bitcast(gep(b, dst0, b.mul(k, i64(BLOCK))), v.type.as_pointer())
-                b.store(v, dst, align=4)
-
-        group_loops(b, lay, body)
+        decode_block(b, lay, gp, wp, b.add(blk0, i64(t)), gep(b, panel, t * lay.k * BLOCK))
 
 
 def emit_wq_conv(
@@ -173,16 +167,7 @@ def emit_wq_conv(
                         call.append(gep(bb, oa, o))
                         bb.call(subs[cnt], call)
 
-                if not tail:
-                    run(ch)
-                elif not nfull:
-                    run(tail)
-                else:
-                    with bb.if_else(bb.icmp_signed("==", t, i64(nfull))) as (then, other):
-                        with then:
-                            run(tail)
-                        with other:
-                            run(ch)
+                loops.full_or_tail(bb, t, nfull, ch, tail, run)
 
     parallel_for(b, ntasks, caps, tasks, work=work)
     b.ret_void()
